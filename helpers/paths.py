@@ -5,7 +5,7 @@ from pathlib import Path
 
 
 def project_root() -> Path:
-    """The repository root when running from a checkout (cwd or its parent), else the cwd (Colab)."""
+    """The repository root when run from a checkout (the cwd or its parent), else the cwd."""
     cwd = Path.cwd().resolve()
     for candidate in (cwd, cwd.parent):
         if (candidate / "helpers").is_dir() and (candidate / "notebooks").is_dir():

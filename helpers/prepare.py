@@ -169,13 +169,20 @@ def prepare(source: str | Path, dest: str | Path, seed: int = 42, val_fraction: 
     rejected = [c for c in checked if c.reason]
     assignment = split_groups(kept, val_fraction, test_fraction, seed)
 
-    counts = {split: {label: 0 for label in sorted(set(CLASS_FOLDERS.values()))} for split in SPLITS}
+    labels = sorted(set(CLASS_FOLDERS.values()))
+    counts = {split: dict.fromkeys(labels, 0) for split in SPLITS}
     for split in SPLITS:
         for label in counts[split]:
             (dest / split / label).mkdir(parents=True, exist_ok=True)
+    placed: set[Path] = set()
     for item in kept:
         split = assignment[item.path]
-        _place(source, dest / split / item.label / _output_name(item.path), item)
+        target = dest / split / item.label / _output_name(item.path)
+        if target in placed:  # e.g. Cat/1.jpg and cat/1.jpg, or 1.png and 1.jpg: keep both
+            tag = hashlib.sha256(item.path.encode()).hexdigest()[:8]
+            target = target.with_stem(f"{target.stem}_{tag}")
+        placed.add(target)
+        _place(source, target, item)
         counts[split][item.label] += 1
 
     with open(dest / "manifest.csv", "w", newline="") as f:

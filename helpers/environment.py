@@ -1,0 +1,87 @@
+"""What the code runs on: Colab or not, backend, devices, and the precision to train in."""
+
+import os
+import platform
+import sys
+from pathlib import Path
+
+
+def quiet_logs() -> None:
+    """Load Keras and its backend with TensorFlow's C++ start-up chatter (CUDA probing, oneDNN
+    notices) silenced; call it before anything imports keras or tensorflow."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)  # those lines are written to file descriptor 2 directly, not sys.stderr
+    try:
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def is_colab() -> bool:
+    """True inside Google Colab."""
+    return "google.colab" in sys.modules
+
+
+def gpus() -> list[str]:
+    """Names of the GPUs the Keras backend can use (empty on a CPU-only machine)."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices() if d.platform == "gpu"]
+    import tensorflow as tf
+
+    return [d.name for d in tf.config.list_physical_devices("GPU")]
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX), where
+    mixed_bfloat16 runs about twice as fast as float32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def choose_precision() -> str:
+    """mixed_float16 on a GPU, mixed_bfloat16 on a CPU that supports it, float32 otherwise."""
+    if gpus():
+        return "mixed_float16"
+    return "mixed_bfloat16" if cpu_has_bf16() else "float32"
+
+
+def device_report() -> dict:
+    """Backend, versions, devices and precision, for printing and for run metadata."""
+    import keras
+
+    report = {
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+        "keras_backend": keras.backend.backend(),
+        "gpus": gpus(),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_cores": os.cpu_count(),
+        "cpu_bf16": cpu_has_bf16(),
+        "precision": choose_precision(),
+        "colab": is_colab(),
+    }
+    if report["keras_backend"] == "tensorflow":
+        import tensorflow as tf
+
+        report["tensorflow"] = tf.__version__
+    return report
+
+
+def describe_hardware(report: dict) -> str:
+    """One line naming what trained: the GPUs, or the CPU and its core count."""
+    if report["gpus"]:
+        return f"{len(report['gpus'])} GPU(s): " + ", ".join(report["gpus"])
+    bf16 = ", bf16" if report["cpu_bf16"] else ""
+    return f"CPU only ({report['cpu_cores']} cores{bf16})"

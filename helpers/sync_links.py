@@ -1,0 +1,57 @@
+"""Rewrite the Colab badges and install cells of the notebooks and README from helpers/links.py,
+so that moving the repository is a one-line change there plus `python -m helpers links`."""
+
+import json
+import re
+from pathlib import Path
+
+from helpers.links import colab_badge, repository_url
+from helpers.paths import project_root
+
+BADGE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\(https://colab\.research\.google\.com/github/"
+                   r"[^)]*/notebooks/(?P<notebook>[\w.-]+\.ipynb)\)")
+INSTALL = re.compile(r"git\+https://github\.com/[\w.-]+/[\w.-]+")
+
+
+def rewrite(text: str) -> str:
+    """`text` with every Colab badge and pip install address pointing at links.py's values."""
+    text = BADGE.sub(lambda m: colab_badge(m["notebook"]), text)
+    return INSTALL.sub(f"git+{repository_url()}", text)
+
+
+def _rewrite_notebook(path: Path) -> bool:
+    """Rewrite one notebook's cell sources in place; True when anything changed."""
+    notebook = json.loads(path.read_text())
+    changed = False
+    for cell in notebook["cells"]:
+        source = "".join(cell["source"])
+        new = rewrite(source)
+        if new != source:
+            cell["source"] = new.splitlines(keepends=True)
+            changed = True
+    if changed:
+        path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+    return changed
+
+
+def sync_links(root: Path | None = None, check: bool = False) -> list[Path]:
+    """Bring README.md and notebooks/*.ipynb in line with links.py; return the files that
+    disagreed. With `check`, only report them."""
+    root = root or project_root()
+    stale = []
+    for path in [root / "README.md", *sorted((root / "notebooks").glob("*.ipynb"))]:
+        if not path.exists():
+            continue
+        if path.suffix == ".ipynb":
+            cells = json.loads(path.read_text())["cells"]
+            disagrees = any(rewrite("".join(c["source"])) != "".join(c["source"]) for c in cells)
+        else:
+            disagrees = rewrite(path.read_text()) != path.read_text()
+        if disagrees:
+            stale.append(path)
+            if not check:
+                if path.suffix == ".ipynb":
+                    _rewrite_notebook(path)
+                else:
+                    path.write_text(rewrite(path.read_text()))
+    return stale
