@@ -35,3 +35,12 @@ run: setup
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache
+
+# Benchmarks on real photos (DATA_DIR: a PetImages folder or a prepared split): pipeline speed,
+# float32 vs automatic precision, peak memory of a full-profile epoch. Prints a table; the JSON
+# (last line) also goes to results/benchmarks.json. BENCH_ARGS passes more options, e.g.
+# BENCH_ARGS="--max-photos 2000" or "--time-to-accuracy" (see `python -m benchmarks --help`).
+BENCH_ARGS ?=
+bench: setup
+	$(PY) -m benchmarks --data-dir "$(abspath $(DATA_DIR))" --json-out results/benchmarks.json \
+	  $(BENCH_ARGS)

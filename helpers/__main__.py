@@ -1,4 +1,4 @@
-"""Command line: `python -m helpers {download,prepare,params,links} ...`."""
+"""Command line: `python -m helpers {download,prepare,params,links,summary} ...`."""
 
 import argparse
 import sys
@@ -42,6 +42,21 @@ def _links(args: argparse.Namespace) -> None:
                  "links`): " + ", ".join(str(p) for p in changed))
 
 
+def _summary(args: argparse.Namespace) -> None:
+    from helpers.paths import run_paths
+    from helpers.results import read_metrics
+
+    paths = run_paths(args.profile, args.work_dir or None)
+    try:
+        metrics = read_metrics(paths.results / "metrics.json")
+    except FileNotFoundError as error:
+        sys.exit(f"error: {error}")
+    print(f"Run summary ({args.profile} profile, {paths.results / 'metrics.json'}):")
+    for key in sorted(metrics):
+        print(f"  {key:>24}: {metrics[key]}")
+    print(f"Figures: {paths.figures}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +86,11 @@ def main(argv: list[str] | None = None) -> None:
     p = commands.add_parser("links", help="rewrite Colab badges and install cells from links.py")
     p.add_argument("--check", action="store_true", help="only report files that disagree")
     p.set_defaults(run=_links)
+
+    p = commands.add_parser("summary", help="print the metrics of the last run of a profile")
+    p.add_argument("--profile", default="full", help="quick or full (default: full)")
+    p.add_argument("--work-dir", default="", help="the WORK_DIR the notebooks were run with")
+    p.set_defaults(run=_summary)
 
     args = parser.parse_args(argv)
     args.run(args)

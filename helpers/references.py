@@ -1,5 +1,5 @@
 """What the reference articles reported, for the comparison tables in notebook 05 and the
-README. None means the article does not say."""
+README. None or an empty string means the article does not say."""
 
 from dataclasses import dataclass
 
@@ -23,10 +23,23 @@ class Article:
 
 REFERENCE_ARTICLES = (
     Article(
-        name="Vitor dos Santos, Cats and Dogs classification using AlexNet (2020)",
+        name="Vitor dos Santos, Cats and Dogs classification using AlexNet (Medium, 2020)",
         url="https://vitorgabo.medium.com/cats-and-dogs-classification-using-alexnet-5fc52b1cc1a6",
-        accuracy=0.9368, accuracy_split="test", data="25,000 photos", epochs=None,
+        accuracy=0.9368, accuracy_split="test", data="Kaggle, 25,000 photos", epochs=None,
         time="14.5 h in total", hardware="", pitfall=""),
+    Article(
+        name="Insignite, Keras AlexNet: Dog vs. Cat Classification (GitHub)",
+        url="https://github.com/Insignite/Alexnet-DogvsCat-Classification",
+        accuracy=0.9125, accuracy_split="validation (best epoch, 18)",
+        data="20,000 train / 5,000 val, 227 px", epochs=20, time="801-975 s/epoch",
+        hardware="laptop GPU (GeForce MX150)",
+        pitfall="no test split: only validation accuracy"),
+    Article(
+        name="qxdn, 用AlexNet实现DogsVsCats (blog, 2020)",
+        url="https://github.com/qxdn/DogsVsCats",
+        accuracy=0.8705, accuracy_split="test, also used as validation",
+        data="Microsoft PetImages, 227 px", epochs=20, time="about 41 s/epoch",
+        hardware="Colab free GPU", pitfall="test set used for validation and checkpointing"),
 )
 
 
@@ -35,7 +48,8 @@ def comparison_table(metrics: dict, accuracy_key: str = "test_accuracy",
     """The reference articles and this run side by side: accuracy (and on which split), data,
     epochs, time and hardware."""
     rows = [{"source": a.name, "accuracy": a.accuracy, "measured on": a.accuracy_split or "",
-             "data": a.data, "epochs": a.epochs, "time": a.time, "hardware": a.hardware}
+             "data": a.data, "epochs": a.epochs, "time": a.time, "hardware": a.hardware,
+             "caveat": a.pitfall}
             for a in REFERENCE_ARTICLES]
     rows.append({
         "source": "this series (AlexNet-{variant}, {precision})".format(**metrics),
@@ -43,7 +57,7 @@ def comparison_table(metrics: dict, accuracy_key: str = "test_accuracy",
         "data": f"{metrics['train_images']:,} training photos", "epochs": metrics["epochs"],
         "time": f"{metrics['seconds_per_epoch']:.0f} s/epoch, "
                 f"{metrics['wall_time_s'] / 3600:.2f} h in total",
-        "hardware": metrics["hardware"]})
+        "hardware": metrics["hardware"], "caveat": ""})
     table = pd.DataFrame(rows).set_index("source")
     table["accuracy"] = table["accuracy"].map(lambda v: "" if pd.isna(v) else f"{v:.2%}")
     table["epochs"] = table["epochs"].map(lambda v: "" if pd.isna(v) else f"{int(v)}")

@@ -139,14 +139,16 @@ def with_targets(dataset, classes: int):
     return dataset.map(lambda x, y: (x, keras.ops.one_hot(y, classes)))
 
 
-def build_model(config: TrainConfig, steps: int) -> keras.Model:
-    """The compiled model: augmentation inside, optimizer with the schedule, matching loss."""
+def build_model(config: TrainConfig, steps: int, seed: int | None = None) -> keras.Model:
+    """The compiled model: augmentation inside, optimizer with the schedule, matching loss.
+    `seed` drives the augmentation (default: config.seed)."""
     activation = head_activation(config.classes)
     model = build_alexnet(
         config.variant, classes=config.classes, image_size=config.image_size,
         weight_decay=config.weight_decay,
         augmentation=augmentation(rotation=config.rotation, zoom=config.zoom,
-                                  translation=config.translation, seed=config.seed))
+                                  translation=config.translation,
+                                  seed=config.seed if seed is None else seed))
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate_schedule(config, steps)),
         loss=head_loss(config.classes, activation, config.label_smoothing),
@@ -154,11 +156,14 @@ def build_model(config: TrainConfig, steps: int) -> keras.Model:
     return model
 
 
-def callbacks(config: TrainConfig, run_dir: Path) -> list[keras.callbacks.Callback]:
-    """Best checkpoint, per-epoch backup, early stopping, history (and plateau schedule)."""
+def callbacks(config: TrainConfig, run_dir: Path, best_so_far: float | None = None
+              ) -> list[keras.callbacks.Callback]:
+    """Best checkpoint, per-epoch backup, early stopping, history (and plateau schedule).
+    On a resumed run, `best_so_far` keeps the checkpoint from overwriting a better epoch."""
     found = [
         keras.callbacks.ModelCheckpoint(run_dir / "best.keras", monitor=MONITOR, mode="max",
-                                        save_best_only=True),
+                                        save_best_only=True,
+                                        initial_value_threshold=best_so_far),
         keras.callbacks.BackupAndRestore(run_dir / "backup"),
         keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=config.patience,
                                       restore_best_weights=True),
@@ -188,7 +193,10 @@ def train(config: TrainConfig, processed_dir: str | Path, run_dir: str | Path,
             (run_dir / name).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=1))
-    keras.utils.set_random_seed(config.seed)
+    done = read_history(run_dir / "history.json")
+    # A resumed run must not replay epoch 1's shuffle, augmentation and dropout masks.
+    seed = config.seed + len(done)
+    keras.utils.set_random_seed(seed)
     precision = resolve_precision(config)
     keras.mixed_precision.set_dtype_policy(precision)
 
@@ -197,16 +205,17 @@ def train(config: TrainConfig, processed_dir: str | Path, run_dir: str | Path,
         raise FileNotFoundError(f"no training photos in {processed_dir / 'train'}: run prepare")
     steps = steps_per_epoch(train_count, config.batch_size)
     train_data = with_targets(load_split(processed_dir / "train", config.image_size,
-                                         config.batch_size, shuffle=True, seed=config.seed),
+                                         config.batch_size, shuffle=True, seed=seed),
                               config.classes)
     val_data = with_targets(load_split(processed_dir / "val", config.image_size,
                                        config.batch_size), config.classes)
     with device_scope():
-        model = build_model(config, steps)
+        model = build_model(config, steps, seed)
     started = time.perf_counter()
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=verbose,
               shuffle=False,  # the pipeline shuffles
-              callbacks=callbacks(config, run_dir) + list(extra_callbacks))
+              callbacks=callbacks(config, run_dir, max((r[MONITOR] for r in done), default=None))
+              + list(extra_callbacks))
     history = read_history(run_dir / "history.json")
     best = max(history, key=lambda row: row[MONITOR])
     return {

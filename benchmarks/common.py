@@ -1,0 +1,116 @@
+"""What the benchmarks share: finding the photos, preparing a (possibly limited) split under a
+work folder, and printing results as a table followed by one JSON line."""
+
+import argparse
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+from helpers.data import CLASS_NAMES
+from helpers.paths import project_root
+from helpers.prepare import find_source, prepare
+
+DEFAULT_WORK_DIR = Path("build") / "bench"
+SPLITS = ("train", "val", "test")
+
+
+def add_data_args(parser: argparse.ArgumentParser) -> None:
+    """--data-dir, --max-photos, --work-dir and --seed, the same in every benchmark."""
+    parser.add_argument("--data-dir", default="data/raw",
+                        help="a PetImages folder (Cat/, Dog/) or a prepared split (train/, val/)")
+    parser.add_argument("--max-photos", type=int, default=None,
+                        help="use about this many photos in all (default: every photo)")
+    parser.add_argument("--work-dir", default=str(DEFAULT_WORK_DIR),
+                        help="where the benchmark prepares its split and writes (default: "
+                             "build/bench)")
+    parser.add_argument("--seed", type=int, default=42)
+
+
+def resolve(path: str | Path) -> Path:
+    """A command-line path, read relative to the repository root when it is relative."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else project_root() / path
+
+
+def is_prepared(folder: Path) -> bool:
+    """True when `folder` already holds a cleaned split (train/ and val/ with cat/ and dog/)."""
+    return all((folder / split / name).is_dir() for split in ("train", "val")
+               for name in CLASS_NAMES)
+
+
+def prepared_split(data_dir: str | Path, work_dir: str | Path, max_photos: int | None = None,
+                   seed: int = 42) -> Path:
+    """The cleaned split to benchmark on. A PetImages folder is cleaned and split into
+    work_dir/processed[-N] by helpers.prepare (a no-op when already done; N photos = N/2 per
+    class); a prepared split is used as it is, or limited to about N photos with hard links."""
+    data_dir, work_dir = resolve(data_dir), resolve(work_dir)
+    if max_photos is not None and max_photos < 4:
+        raise ValueError(f"--max-photos must be at least 4 (2 per class), got {max_photos}")
+    suffix = f"-{max_photos}" if max_photos else ""
+    if is_prepared(data_dir):
+        if not max_photos:
+            return data_dir
+        return limit_split(data_dir, work_dir / f"subset{suffix}", max_photos)
+    source = find_source(data_dir)
+    dest = work_dir / f"processed{suffix}"
+    prepare(source, dest, seed=seed,
+            per_class_limit=math.ceil(max_photos / 2) if max_photos else None)
+    return dest
+
+
+def limit_split(processed: Path, dest: Path, max_photos: int) -> Path:
+    """Hard-link (or copy) the first photos of every split and class of `processed` into
+    `dest`, the same fraction of each, about `max_photos` in all."""
+    folders = [(split, name) for split in SPLITS for name in CLASS_NAMES
+               if (processed / split / name).is_dir()]
+    files = {key: sorted((processed / key[0] / key[1]).glob("*.jpg")) for key in folders}
+    fraction = min(1.0, max_photos / max(1, sum(len(v) for v in files.values())))
+    shutil.rmtree(dest, ignore_errors=True)
+    for (split, name), paths in files.items():
+        target = dest / split / name
+        target.mkdir(parents=True)
+        for path in paths[:max(1, math.ceil(len(paths) * fraction))]:
+            try:
+                os.link(path, target / path.name)
+            except OSError:
+                shutil.copyfile(path, target / path.name)
+    return dest
+
+
+def format_table(rows: list[tuple[str, str, str]]) -> str:
+    """Rows of (what, value, target) as aligned text columns with a header."""
+    rows = [("measure", "value", "target"), *rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+             .rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def check(value: float, target: float, at_most: bool = False) -> str:
+    """'>= target ok' / 'MISSED'-style text for the target column."""
+    met = value <= target if at_most else value >= target
+    return f"{'<=' if at_most else '>='} {target:g}  {'ok' if met else 'MISSED'}"
+
+
+def report(rows: list[tuple[str, str, str]], result: dict, json_out: str | Path | None = None
+           ) -> None:
+    """Print the table, then the result as one JSON line (always the last line printed);
+    also write the JSON to `json_out` when given."""
+    print(format_table(rows), flush=True)
+    line = json.dumps(result, sort_keys=False)
+    if json_out:
+        path = resolve(json_out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=1) + "\n")
+    print(line, flush=True)
+
+
+def last_json(text: str) -> dict:
+    """The JSON object on the last non-empty line of a benchmark's output."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise ValueError("the benchmark printed nothing")
+    return json.loads(lines[-1])

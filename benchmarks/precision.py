@@ -1,0 +1,117 @@
+"""Training throughput of one model in float32 and in the project's automatic precision.
+
+The same AlexNet (variant "bn", 227 px, augmentation inside, compiled by
+helpers.training.build_model) trains on the same synthetic uint8 batch, built and compiled
+fresh for each dtype policy. The first --warmup steps (tracing, compilation, memory pools) are
+not timed; the next --steps are. train_on_batch returns its losses as NumPy values, so every
+timed step has finished when the clock stops.
+
+Why: helpers.environment.choose_precision picks mixed_bfloat16 on a CPU with bf16 matrix units
+(AMX / AVX-512 BF16) and mixed_float16 on a GPU; the series claims at least 1.5x the float32
+throughput on such a CPU (precision_speedup = auto / float32).
+
+    python -m benchmarks.precision [--steps 20] [--warmup 3] [--batch-size 64]
+"""
+
+import argparse
+import gc
+import time
+
+from benchmarks.common import check, report
+
+TARGET_SPEEDUP = 1.5
+
+
+def synthetic_batch(batch_size: int, image_size: int, classes: int = 1, seed: int = 0):
+    """Random 0-255 uint8 photos and matching targets: (batch, 1) floats or one-hot rows."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (batch_size, image_size, image_size, 3), dtype=np.uint8)
+    labels = rng.integers(0, 2 if classes == 1 else classes, batch_size)
+    targets = (labels[:, None].astype("float32") if classes == 1
+               else np.eye(classes, dtype="float32")[labels])
+    return images, targets
+
+
+def train_ips(policy: str, variant: str = "bn", image_size: int = 227, batch_size: int = 64,
+              steps: int = 20, warmup: int = 3, seed: int = 42) -> float:
+    """Images/s of train_on_batch under dtype `policy`, timed over `steps` after `warmup`."""
+    import keras
+
+    from helpers.training import TrainConfig, build_model
+
+    if steps < 1 or warmup < 1:
+        raise ValueError("--steps and --warmup must be at least 1")
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(policy)  # global: set before building the model
+    try:
+        keras.utils.set_random_seed(seed)
+        config = TrainConfig(variant=variant, image_size=image_size, batch_size=batch_size,
+                             precision=policy, seed=seed)
+        model = build_model(config, steps=warmup + steps)
+        images, targets = synthetic_batch(batch_size, image_size, config.classes, seed)
+        images, targets = keras.ops.convert_to_tensor(images), keras.ops.convert_to_tensor(targets)
+        for _ in range(warmup):
+            model.train_on_batch(images, targets)
+        start = time.perf_counter()
+        for _ in range(steps):
+            model.train_on_batch(images, targets)
+        elapsed = time.perf_counter() - start
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+        keras.backend.clear_session()
+        gc.collect()
+    return steps * batch_size / elapsed
+
+
+def run(variant: str = "bn", image_size: int = 227, batch_size: int = 64, steps: int = 20,
+        warmup: int = 3, precision: str = "auto", seed: int = 42) -> dict:
+    """float32 vs the automatic (or given) precision; returns this benchmark's JSON keys."""
+    from helpers.training import TrainConfig, resolve_precision
+
+    auto = resolve_precision(TrainConfig(precision=precision))
+    fp32 = train_ips("float32", variant, image_size, batch_size, steps, warmup, seed)
+    chosen = train_ips(auto, variant, image_size, batch_size, steps, warmup, seed)
+    return {"fp32_train_ips": fp32, "auto_train_ips": chosen, "precision_speedup": chosen / fp32,
+            "auto_precision": auto, "train_variant": variant, "train_image_size": image_size,
+            "train_batch_size": batch_size, "train_steps": steps}
+
+
+def rows(result: dict) -> list[tuple[str, str, str]]:
+    """Table rows for this benchmark's result."""
+    what = (f"{result['train_variant']}, {result['train_image_size']} px, batch "
+            f"{result['train_batch_size']}")
+    return [
+        (f"training float32 ({what}, images/s)", f"{result['fp32_train_ips']:.1f}", ""),
+        (f"training {result['auto_precision']} (images/s)", f"{result['auto_train_ips']:.1f}", ""),
+        ("precision speedup (auto / float32)", f"{result['precision_speedup']:.2f}x",
+         check(result["precision_speedup"], TARGET_SPEEDUP)),
+    ]
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    """This benchmark's own options (--image-size and --batch-size only when run alone)."""
+    parser.add_argument("--variant", default="bn", help="AlexNet variant (default: bn)")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per precision")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    parser.add_argument("--precision", default="auto",
+                        help="policy to compare with float32 (default: the automatic choice)")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.precision", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_args(parser)
+    parser.add_argument("--image-size", type=int, default=227)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    result = run(args.variant, args.image_size, args.batch_size, args.steps, args.warmup,
+                 args.precision, args.seed)
+    report(rows(result), result)
+    return result
+
+
+if __name__ == "__main__":
+    main()

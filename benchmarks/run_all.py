@@ -1,0 +1,78 @@
+"""All the benchmarks in one run on the same photos: input pipeline, precision, peak memory
+(and, with --time-to-accuracy, time to accuracy). Prints one table and, last, one JSON object
+with every key; --json-out also writes it to a file (`make bench` uses
+results/benchmarks.json).
+
+    python -m benchmarks --data-dir data/raw [--max-photos N] [--time-to-accuracy]
+"""
+
+import argparse
+
+from benchmarks import memory, pipeline, precision
+from benchmarks.common import add_data_args, prepared_split, report, resolve
+
+
+def hardware() -> dict:
+    """Backend, devices and precision, as helpers.environment reports them."""
+    from helpers.environment import describe_hardware, device_report
+
+    found = device_report()
+    return {"hardware": describe_hardware(found), "keras_backend": found["keras_backend"],
+            "keras": found["keras"], "tensorflow": found.get("tensorflow")}
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_args(parser)
+    parser.add_argument("--variant", default="bn", help="model for precision and memory")
+    parser.add_argument("--image-size", type=int, default=227)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=20, help="timed training steps (precision)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (precision)")
+    parser.add_argument("--precision", default="auto", help="policy compared with float32")
+    parser.add_argument("--skip", nargs="*", default=[], choices=("pipeline", "precision",
+                                                                  "memory"))
+    parser.add_argument("--time-to-accuracy", action="store_true",
+                        help="also train to the target accuracy (hours on a CPU)")
+    parser.add_argument("--time-limit", type=float, default=None,
+                        help="seconds allowed for --time-to-accuracy (default: 3 hours)")
+    parser.add_argument("--json-out", default=None, help="also write the JSON to this file")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse(argv)
+    work_dir = resolve(args.work_dir)
+    processed = prepared_split(args.data_dir, work_dir, args.max_photos, args.seed)
+    result, rows = {}, []
+    if "pipeline" not in args.skip:
+        found = pipeline.run(processed, work_dir, args.image_size, args.batch_size, args.seed)
+        result.update(found)
+        rows += pipeline.rows(found)
+    if "precision" not in args.skip:
+        found = precision.run(args.variant, args.image_size, args.batch_size, args.steps,
+                              args.warmup, args.precision, args.seed)
+        result.update(found)
+        rows += precision.rows(found)
+    if "memory" not in args.skip:
+        found = memory.run(processed, work_dir, args.variant, args.image_size, args.batch_size,
+                           args.seed)
+        result.update(found)
+        rows += memory.rows(found)
+    if args.time_to_accuracy:
+        from benchmarks import time_to_accuracy as tta
+        from helpers.training import TrainConfig
+
+        config = TrainConfig(variant=args.variant, image_size=args.image_size,
+                             batch_size=args.batch_size, seed=args.seed)
+        found = tta.run(processed, config, time_limit_s=args.time_limit or tta.DEFAULT_TIME_LIMIT_S)
+        result.update({f"tta_{key}": value for key, value in found.items()})
+        rows += tta.rows(found)
+    result.update(hardware(), data_dir=str(processed))
+    report(rows, result, args.json_out)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""benchmarks/: every benchmark runs end to end on a tiny generated PetImages folder and prints
+one JSON object with its keys as the last line. Only that is checked: speed ratios depend on
+the machine, and `make bench` measures them on real photos."""
+
+import ast
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import pytest
+from fixtures import make_petimages
+
+from benchmarks import memory, pipeline, precision, run_all, time_to_accuracy
+from benchmarks.common import format_table, is_prepared, last_json, limit_split, prepared_split
+from helpers.prepare import prepare
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--image-size", "67", "--batch-size", "4"]  # 67 px is about the smallest AlexNet takes
+TINY_MODEL = ["--variant", "compact", *TINY]
+
+PIPELINE_KEYS = ("naive_ips", "first_epoch_ips", "cached_ips", "pipeline_speedup")
+PRECISION_KEYS = ("fp32_train_ips", "auto_train_ips", "precision_speedup")
+MEMORY_KEYS = ("peak_rss_gb",)
+TTA_KEYS = ("wall_time_s", "epochs", "images_per_s")
+FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
+@pytest.fixture(scope="module")
+def pets(tmp_path_factory) -> Path:
+    """A generated PetImages folder: 12 clean photos per class, 48 px."""
+    return make_petimages(tmp_path_factory.mktemp("pets"), per_class=12, size=48, bad_files=False)
+
+
+@pytest.fixture(scope="module")
+def processed(pets) -> Path:
+    """The same photos, cleaned and split."""
+    dest = pets.parent / "processed"
+    prepare(pets, dest, workers=1)
+    return dest
+
+
+@pytest.fixture(autouse=True)
+def float32_policy():
+    """Benchmarks switch the global dtype policy; make sure they put it back."""
+    yield
+    assert keras.mixed_precision.dtype_policy().name == "float32"
+
+
+def printed_json(capsys) -> dict:
+    """The JSON object on the last line the benchmark printed."""
+    out = capsys.readouterr().out
+    assert out.rstrip().splitlines()[-1].startswith("{")
+    return last_json(out)
+
+
+def assert_positive(result: dict, keys) -> None:
+    for key in keys:
+        assert isinstance(result[key], int | float) and math.isfinite(result[key]), key
+        assert result[key] > 0, key
+
+
+def test_pipeline_prepares_petimages_and_reports(pets, tmp_path, capsys):
+    returned = pipeline.main(["--data-dir", str(pets), "--work-dir", str(tmp_path), *TINY])
+    result = printed_json(capsys)
+    assert result == json.loads(json.dumps(returned))
+    assert_positive(result, PIPELINE_KEYS)
+    assert result["pipeline_speedup"] == pytest.approx(result["cached_ips"] / result["naive_ips"])
+    assert is_prepared(tmp_path / "processed")
+    assert result["pipeline_images"] == len(list((tmp_path / "processed" / "train").rglob("*.jpg")))
+    assert not list(tmp_path.glob("pipeline-cache-*"))  # the temporary cache folder is gone
+
+
+def test_pipeline_max_photos_limits_a_prepared_split(processed, tmp_path, capsys):
+    pipeline.main(["--data-dir", str(processed), "--work-dir", str(tmp_path), "--max-photos",
+                   "12", *TINY])
+    result = printed_json(capsys)
+    assert_positive(result, PIPELINE_KEYS)
+    assert result["pipeline_images"] < len(list((processed / "train").rglob("*.jpg")))
+
+
+def test_limit_split_takes_the_same_fraction_of_every_split(processed, tmp_path):
+    subset = limit_split(processed, tmp_path / "subset", 12)
+    assert is_prepared(subset)
+    counts = {split: len(list((subset / split).rglob("*.jpg"))) for split in ("train", "val")}
+    assert 0 < counts["val"] < counts["train"] <= 12
+    assert (subset / "train" / "cat").stat().st_dev == (processed / "train").stat().st_dev
+
+
+def test_prepared_split_uses_a_prepared_folder_as_it_is(processed, tmp_path):
+    assert prepared_split(processed, tmp_path) == processed
+    with pytest.raises(FileNotFoundError):
+        prepared_split(tmp_path, tmp_path)
+
+
+def test_precision_reports_both_throughputs(capsys):
+    precision.main([*TINY_MODEL, "--steps", "1", "--warmup", "1"])
+    result = printed_json(capsys)
+    assert_positive(result, PRECISION_KEYS)
+    assert result["auto_precision"] in ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def test_memory_measures_a_training_epoch_in_a_child(processed, tmp_path, capsys):
+    memory.main(["--data-dir", str(processed), "--work-dir", str(tmp_path), *TINY_MODEL])
+    result = printed_json(capsys)
+    assert_positive(result, MEMORY_KEYS)
+    assert 0.1 < result["peak_rss_gb"] < 64  # a Python process with Keras, not bytes or KiB
+    assert result["memory_train_images"] == len(list((processed / "train").rglob("*.jpg")))
+    assert not (tmp_path / "memory-run").exists()
+
+
+def test_time_to_accuracy_reports(processed, tmp_path, capsys):
+    time_to_accuracy.main(["--data-dir", str(processed), "--work-dir", str(tmp_path), *TINY_MODEL,
+                           "--epochs", "1", "--time-limit", "300", "--verbose", "0"])
+    result = printed_json(capsys)
+    assert_positive(result, TTA_KEYS)
+    assert result["loader"] == "tf" and result["backend"] == "tensorflow"
+    assert result["epochs"] == 1 and result["reached"] == (result["seconds_to_target"] is not None)
+    assert result["images_trained"] == result["train_images"] and not result["timed_out"]
+
+
+def test_time_to_accuracy_numpy_loader_stops_at_the_time_limit(processed, tmp_path, capsys):
+    """The loader used without TensorFlow, and a limit that runs out after the first batch."""
+    time_to_accuracy.main(["--data-dir", str(processed), "--work-dir", str(tmp_path), *TINY_MODEL,
+                           "--epochs", "5", "--time-limit", "0", "--loader", "numpy",
+                           "--verbose", "0"])
+    result = printed_json(capsys)
+    assert_positive(result, TTA_KEYS)
+    assert result["loader"] == "numpy"
+    assert result["timed_out"] and not result["reached"] and result["epochs"] == 1
+    assert 0 < result["images_trained"] < result["train_images"]
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """Modules a file imports when it is loaded (imports inside functions excluded); for
+    `from a import b`, both a and a.b."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, FUNCTIONS):
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.update([node.module, *(f"{node.module}.{alias.name}" for alias in node.names)])
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text()))
+    return found
+
+
+def project_file(module: str) -> Path | None:
+    """The file of a benchmarks.* or helpers.* module, None for a name that is no module."""
+    path = REPO / Path(*module.split("."))
+    for candidate in (path / "__init__.py", path.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def test_time_to_accuracy_imports_no_tensorflow_when_loaded():
+    """Under KERAS_BACKEND=jax it must run where TensorFlow is not installed: neither it nor
+    any project module it loads imports tensorflow at load time (only inside functions used
+    under the TensorFlow backend)."""
+    todo, seen = ["benchmarks.time_to_accuracy", "benchmarks"], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = project_file(name)
+        if path is None:
+            continue
+        imports = top_level_imports(path)
+        assert not {m for m in imports if m.split(".")[0] == "tensorflow"}, name
+        todo += [m for m in imports if m.split(".")[0] in ("benchmarks", "helpers")]
+    assert {"helpers.training", "helpers.data", "helpers.environment", "benchmarks.common"} <= seen
+
+
+def without_tensorflow(tmp_path: Path, backend: str, code: str) -> subprocess.CompletedProcess:
+    """Run `code` under KERAS_BACKEND=backend with every import of tensorflow failing."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class NoTensorFlow:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'tensorflow':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoTensorFlow())\n")
+    path = [str(blocker), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": os.pathsep.join(path)}
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_time_to_accuracy_trains_under_jax_without_tensorflow(processed, tmp_path):
+    code = ("from benchmarks.time_to_accuracy import main; main(['--data-dir', "
+            f"{str(processed)!r}, '--work-dir', {str(tmp_path)!r}, '--variant', 'compact', "
+            "'--image-size', '67', '--batch-size', '4', '--epochs', '1', '--verbose', '0'])")
+    done = without_tensorflow(tmp_path, "jax", code)
+    assert done.returncode == 0, done.stderr
+    result = last_json(done.stdout)
+    assert result["backend"] == "jax" and result["loader"] == "numpy"
+    assert_positive(result, TTA_KEYS)
+
+
+def test_run_all_prints_a_table_and_every_key(processed, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    run_all.main(["--data-dir", str(processed), "--work-dir", str(tmp_path), *TINY_MODEL,
+                  "--skip", "precision", "memory", "--json-out", str(out)])
+    printed = capsys.readouterr().out
+    result = last_json(printed)
+    assert "pipeline speedup" in printed and "hardware" in result
+    assert_positive(result, PIPELINE_KEYS)
+    assert json.loads(out.read_text()) == result
+
+
+def test_format_table_aligns_columns():
+    lines = format_table([("a", "1.0", ""), ("longer name", "22.5", ">= 10  ok")]).splitlines()
+    assert lines[0].startswith("measure") and set(lines[1]) <= {"-", " "}
+    assert lines[2].index("1.0") == lines[3].index("22.5")

@@ -1,0 +1,387 @@
+"""helpers.prepare: cleaning the PetImages photos and the seeded, stratified split."""
+
+import csv
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+from fixtures import (
+    CLASSES,
+    EXTRA_KINDS,
+    REENCODED_KINDS,
+    REJECTED_KINDS,
+    describe_petimages,
+    duplicate_pair,
+    linked_paths,
+    make_petimages,
+    reencoded_paths,
+    rejected_paths,
+)
+from PIL import Image
+
+import helpers.prepare as prepare_module
+from helpers.prepare import prepare
+
+REPO = Path(__file__).resolve().parents[1]
+SPLITS = ("train", "val", "test")
+
+
+def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def output_file(dest: Path, row: dict[str, str]) -> Path:
+    """Where a manifest row's photo lies (flat source layout: <Class>/<id>.<ext>)."""
+    return dest / row["split"] / row["label"] / (Path(row["path"]).stem + ".jpg")
+
+
+def source_files(source: Path) -> set[str]:
+    return {p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file()}
+
+
+def output_files(dest: Path) -> list[Path]:
+    return [p for split in SPLITS for p in (dest / split).rglob("*") if p.is_file()]
+
+
+def listing(folder: Path) -> dict[str, tuple[int, int, int]]:
+    """Every file below `folder` -> (size, mtime_ns, inode)."""
+    result = {}
+    for p in folder.rglob("*"):
+        if p.is_file():
+            st = p.stat()
+            result[p.relative_to(folder).as_posix()] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    return result
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def prepared(petimages, tmp_path):
+    """The fixture photos prepared with the defaults: (source, dest, summary)."""
+    dest = tmp_path / "processed"
+    summary = prepare(petimages, dest, workers=2)
+    return petimages, dest, summary
+
+
+# --- cleaning ---------------------------------------------------------------------------------
+
+
+def test_every_bad_kind_is_rejected_with_a_reason(prepared):
+    source, dest, summary = prepared
+    header, rows = read_csv(dest / "rejected.csv")
+    assert header == ["path", "reason"]
+    assert {r["path"] for r in rows} == rejected_paths(20)
+    assert len(rows) == len(rejected_paths(20))  # each listed once
+    assert all(r["reason"].strip() for r in rows), rows
+    assert {"Cat/Thumbs.db", "Dog/Thumbs.db"} <= {r["path"] for r in rows}
+    # the kinds are each in the list (both classes), with their own reasons
+    files = describe_petimages(20)
+    assert {files[r["path"]] for r in rows} == {*REJECTED_KINDS, "thumbs"}
+    reasons = {files[r["path"]]: r["reason"] for r in rows}
+    assert reasons["empty"] != reasons["truncated"]
+    assert summary["rejected"] == len(rows)
+
+
+def test_nothing_is_silently_dropped(prepared):
+    source, dest, summary = prepared
+    _, kept = read_csv(dest / "manifest.csv")
+    _, rejected = read_csv(dest / "rejected.csv")
+    listed = [r["path"] for r in kept] + [r["path"] for r in rejected]
+    assert len(listed) == len(set(listed)), "a file is listed twice"
+    assert set(listed) == source_files(source)
+    assert len(kept) + len(rejected) == len(source_files(source))
+    assert summary["kept"] == len(kept)
+    assert len(output_files(dest)) == len(kept)
+
+
+def test_decodable_non_rgb_jpegs_are_kept_and_reencoded(prepared):
+    source, dest, summary = prepared
+    _, rows = read_csv(dest / "manifest.csv")
+    by_path = {r["path"]: r for r in rows}
+    files = describe_petimages(20)
+    expected = reencoded_paths(20)
+    assert expected <= set(by_path), "a decodable PNG/GIF/BMP/gray/CMYK file was dropped"
+    assert {files[p] for p in expected} == set(REENCODED_KINDS)
+    for rel in expected:
+        with Image.open(source / rel) as original:
+            assert (original.format, original.mode) != ("JPEG", "RGB")  # the fixture is honest
+        out = output_file(dest, by_path[rel])
+        with Image.open(out) as image:
+            assert (image.format, image.mode) == ("JPEG", "RGB"), rel
+            image.load()
+        assert os.stat(out).st_ino != os.stat(source / rel).st_ino
+    assert summary["reencoded"] == len(expected)
+
+
+def test_clean_rgb_jpegs_are_hard_links(prepared):
+    source, dest, _ = prepared
+    _, rows = read_csv(dest / "manifest.csv")
+    by_path = {r["path"]: r for r in rows}
+    linked = linked_paths(20)
+    assert linked <= set(by_path)
+    for rel in linked:
+        assert os.stat(output_file(dest, by_path[rel])).st_ino == os.stat(source / rel).st_ino, rel
+
+
+# --- manifest and split -----------------------------------------------------------------------
+
+
+def test_manifest_lists_every_kept_photo_where_it_lies(prepared):
+    source, dest, summary = prepared
+    header, rows = read_csv(dest / "manifest.csv")
+    assert header == ["path", "label", "split"]
+    expected_kept = set(describe_petimages(20)) - rejected_paths(20)
+    assert sorted(r["path"] for r in rows) == sorted(expected_kept)
+    counts = defaultdict(Counter)
+    for row in rows:
+        assert row["label"] == CLASSES[row["path"].split("/")[0]], row
+        assert row["split"] in SPLITS, row
+        out = output_file(dest, row)
+        assert out.is_file(), out
+        counts[row["split"]][row["label"]] += 1
+    for split in SPLITS:
+        for label in ("cat", "dog"):
+            folder = dest / split / label
+            assert len(list(folder.iterdir())) == counts[split][label], folder
+            assert summary["counts"][split][label] == counts[split][label]
+    assert sorted(p.name for p in dest.iterdir()) == sorted(
+        ["manifest.csv", "rejected.csv", "prepare.json", *SPLITS])
+
+
+def split_counts(dest: Path) -> dict[str, Counter]:
+    _, rows = read_csv(dest / "manifest.csv")
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for row in rows:
+        counts[row["label"]][row["split"]] += 1
+    return counts
+
+
+@pytest.mark.parametrize(("per_class", "val", "test"), [(20, 0.1, 0.1), (100, 0.1, 0.1),
+                                                         (100, 0.2, 0.15)])
+def test_split_is_stratified(tmp_path, per_class, val, test):
+    source = make_petimages(tmp_path, per_class=per_class, size=32)
+    dest = tmp_path / "out"
+    if (val, test) == (0.1, 0.1):
+        prepare(source, dest, workers=2)  # the defaults are 80/10/10
+    else:
+        prepare(source, dest, val_fraction=val, test_fraction=test, workers=2)
+    # the largest group of byte-identical files in the source: a group may overshoot a quota
+    largest = max(Counter(digest(p) for p in source.rglob("*.jpg")).values())
+    slack = 0.5 + (largest - 1)  # rounding the quota, plus a group that overshoots it
+    counts_by_label = split_counts(dest)
+    assert set(counts_by_label) == {"cat", "dog"}
+    for label, counts in counts_by_label.items():
+        total = sum(counts.values())
+        for split, fraction in (("val", val), ("test", test)):
+            assert abs(counts[split] - total * fraction) <= slack, (label, dict(counts))
+        assert abs(counts["train"] - total * (1 - val - test)) <= 2 * slack, (label, dict(counts))
+
+
+def test_same_seed_same_split_other_seed_other_split(petimages, tmp_path):
+    prepare(petimages, tmp_path / "a", seed=7, workers=2)
+    prepare(petimages, tmp_path / "b", seed=7, workers=2)
+    prepare(petimages, tmp_path / "c", seed=8, workers=2)
+    manifest = {name: (tmp_path / name / "manifest.csv").read_text() for name in "abc"}
+    assert manifest["a"] == manifest["b"]
+    assert manifest["a"] != manifest["c"]
+    assert listing(tmp_path / "a" / "val").keys() == listing(tmp_path / "b" / "val").keys()
+    # the same photos, only assigned differently
+    _, rows_a = read_csv(tmp_path / "a" / "manifest.csv")
+    _, rows_c = read_csv(tmp_path / "c" / "manifest.csv")
+    assert sorted(r["path"] for r in rows_a) == sorted(r["path"] for r in rows_c)
+
+
+def test_byte_identical_files_never_straddle_splits(tmp_path):
+    source = make_petimages(tmp_path, per_class=30, size=24)
+    for folder in CLASSES:  # many duplicates, so a split that ignored them would straddle
+        for i in range(0, 30, 2):
+            shutil.copyfile(source / folder / f"{i}.jpg", source / folder / f"{100 + i}.jpg")
+    dest = tmp_path / "out"
+    prepare(source, dest, seed=1, workers=2)
+    _, rows = read_csv(dest / "manifest.csv")
+    splits_of = defaultdict(set)
+    for row in rows:
+        splits_of[digest(source / row["path"])].add(row["split"])
+    assert len(splits_of) <= len(rows) - 30  # 30 duplicate pairs, all kept
+    straddling = {d: s for d, s in splits_of.items() if len(s) > 1}
+    assert not straddling
+    # the fixture's own duplicate pair
+    first, second = duplicate_pair(30)
+    split = {r["path"]: r["split"] for r in rows}
+    assert split[first] == split[second]
+
+
+# --- re-runs ----------------------------------------------------------------------------------
+
+
+def test_rerun_on_finished_dest_does_nothing(prepared, capsys, monkeypatch):
+    source, dest, summary = prepared
+    before = listing(dest)
+    capsys.readouterr()
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a re-run on a finished DEST decoded the photos again")
+
+    monkeypatch.setattr(prepare_module, "ProcessPoolExecutor", no_decoding)
+    again = prepare(source, dest, workers=2)
+    assert "nothing to do" in capsys.readouterr().out
+    assert again == summary
+    assert listing(dest) == before  # same files, sizes, mtimes (manifest included), inodes
+
+
+def test_rerun_with_other_inputs_redoes_the_split(prepared, capsys):
+    source, dest, summary = prepared
+    manifest = (dest / "manifest.csv").read_text()
+    capsys.readouterr()
+    prepare(source, dest, seed=1234, workers=2)
+    assert "nothing to do" not in capsys.readouterr().out
+    assert (dest / "manifest.csv").read_text() != manifest
+    _, rows = read_csv(dest / "manifest.csv")
+    assert len(output_files(dest)) == len(rows)  # no leftovers from the first split
+
+    shutil.copyfile(source / "Dog/0.jpg", source / "Dog/999.jpg")  # a new photo
+    prepare(source, dest, seed=1234, workers=2)
+    assert "nothing to do" not in capsys.readouterr().out
+    _, rows = read_csv(dest / "manifest.csv")
+    assert "Dog/999.jpg" in {r["path"] for r in rows}
+
+
+# --- arguments --------------------------------------------------------------------------------
+
+
+def test_source_without_class_folders_is_a_helpful_error(tmp_path):
+    (tmp_path / "src" / "Cat").mkdir(parents=True)  # no Dog/
+    with pytest.raises(FileNotFoundError, match=r"Cat/ and Dog/") as error:
+        prepare(tmp_path / "src", tmp_path / "out")
+    assert str(tmp_path / "src") in str(error.value)
+    assert "download" in str(error.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_empty_class_folders_are_an_error(tmp_path):
+    for folder in CLASSES:
+        (tmp_path / "src" / folder).mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="no files"):
+        prepare(tmp_path / "src", tmp_path / "out")
+
+
+@pytest.mark.parametrize(("val", "test"), [(0.5, 0.5), (0.7, 0.4), (1.0, 0.0), (-0.1, 0.1)])
+def test_bad_fractions_are_a_value_error(petimages, tmp_path, val, test):
+    with pytest.raises(ValueError, match="fractions"):
+        prepare(petimages, tmp_path / "out", val_fraction=val, test_fraction=test)
+    assert not (tmp_path / "out").exists()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "helpers", "prepare", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_missing_source_exits_with_an_error_not_a_traceback(tmp_path):
+    result = run_cli("--source", str(tmp_path / "missing"), "--dest", str(tmp_path / "out"))
+    assert result.returncode != 0
+    assert "error:" in result.stderr
+    assert "Cat/ and Dog/" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_bad_fractions_exit_with_an_error(petimages, tmp_path):
+    result = run_cli("--source", str(petimages), "--dest", str(tmp_path / "out"),
+                     "--val-fraction", "0.6", "--test-fraction", "0.6")
+    assert result.returncode != 0
+    assert "error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_prepares_a_split(petimages, tmp_path):
+    dest = tmp_path / "out"
+    result = run_cli("--source", str(tmp_path), "--dest", str(dest), "--seed", "3",
+                     "--per-class-limit", "8")  # --source may be the folder above PetImages
+    assert result.returncode == 0, result.stderr
+    _, kept = read_csv(dest / "manifest.csv")
+    _, rejected = read_csv(dest / "rejected.csv")
+    assert len(kept) + len(rejected) == 16
+    assert len(output_files(dest)) == len(kept)
+
+
+# --- limits and layouts -----------------------------------------------------------------------
+
+
+def test_per_class_limit_takes_the_first_files_of_each_class(petimages, tmp_path):
+    dest = tmp_path / "out"
+    prepare(petimages, dest, per_class_limit=5, workers=2)
+    _, kept = read_csv(dest / "manifest.csv")
+    _, rejected = read_csv(dest / "rejected.csv")
+    per_class = Counter(r["path"].split("/")[0] for r in kept + rejected)
+    assert per_class == {"Cat": 5, "Dog": 5}
+    for folder in CLASSES:
+        first = sorted(p.name for p in (petimages / folder).iterdir())[:5]
+        assert sorted(r["path"] for r in kept + rejected if r["path"].startswith(folder)) == [
+            f"{folder}/{name}" for name in first]
+    assert len(output_files(dest)) == len(kept)
+
+
+def test_realistic_layout_with_lower_and_upper_case_class_folders(tmp_path):
+    """The zip extracts to <dir>/PetImages/ beside a licence and a readme; the class folders
+    may come in any case. DATA_DIR may point at the folder above PetImages."""
+    raw = tmp_path / "raw"
+    pets = make_petimages(raw / "kagglecatsanddogs_5340", per_class=150, size=32, seed=5)
+    (pets.parent / "CDLA-Permissive-2.0.pdf").write_bytes(b"%PDF-1.4 licence")
+    (pets.parent / "readme[1].txt").write_text("Microsoft PetImages\n")
+    (pets / "Cat").rename(pets / "cat")
+    (pets / "Dog").rename(pets / "DOG")
+    dest = tmp_path / "out"
+    summary = prepare(raw, dest, workers=2)
+    _, kept = read_csv(dest / "manifest.csv")
+    _, rejected = read_csv(dest / "rejected.csv")
+    assert len(kept) + len(rejected) == len(source_files(pets))
+    assert {r["path"] for r in rejected} == {
+        p.replace("Cat/", "cat/").replace("Dog/", "DOG/") for p in rejected_paths(150)}
+    assert Counter(r["label"] for r in kept) == {"cat": 150 + len(EXTRA_KINDS) - 3 + 1,
+                                                "dog": 150 + len(EXTRA_KINDS) - 3}
+    for row in kept:
+        assert row["label"] == {"cat": "cat", "DOG": "dog"}[row["path"].split("/")[0]]
+        assert output_file(dest, row).is_file()
+    assert summary["kept"] == len(kept) == len(output_files(dest))
+    assert sorted(p.name for p in (dest / "train").iterdir()) == ["cat", "dog"]
+
+
+def test_cat_and_cat_folders_side_by_side_lose_no_photo(tmp_path):
+    """"Cat" and "cat" both present (a case-sensitive file system): same file names in both, so
+    the outputs must not overwrite each other."""
+    pets = make_petimages(tmp_path / "a", per_class=40, size=24, bad_files=False, seed=1)
+    other = make_petimages(tmp_path / "b", per_class=40, size=24, bad_files=False, seed=2)
+    shutil.move(other / "Cat", pets / "cat")
+    dest = tmp_path / "out"
+    summary = prepare(pets, dest, workers=2)
+    _, kept = read_csv(dest / "manifest.csv")
+    assert Counter(r["label"] for r in kept) == {"cat": 80, "dog": 40}
+    assert summary["kept"] == 120
+    outputs = output_files(dest)
+    assert len(outputs) == 120, "photos with the same name overwrote each other"
+    assert len({digest(p) for p in outputs}) == 120
+
+
+def test_same_name_with_other_extension_loses_no_photo(tmp_path):
+    """Cat/3.png next to Cat/3.jpg: both become <split>/cat/3.jpg-ish, and both must survive."""
+    pets = make_petimages(tmp_path, per_class=30, size=24, bad_files=False)
+    for i in range(30):
+        with Image.open(pets / "Cat" / f"{(i + 1) % 30}.jpg") as image:
+            image.save(pets / "Cat" / f"{i}.png")
+    dest = tmp_path / "out"
+    prepare(pets, dest, workers=2)
+    _, kept = read_csv(dest / "manifest.csv")
+    assert len(kept) == 90
+    outputs = output_files(dest)
+    assert len(outputs) == 90, "photos with the same stem overwrote each other"
+    for path in outputs:
+        with Image.open(path) as image:
+            assert (image.format, image.mode) == ("JPEG", "RGB")

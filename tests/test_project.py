@@ -1,0 +1,156 @@
+"""Project plumbing: pinned environments agree, Colab links agree, run paths and profiles."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import paths as paths_module
+from helpers.links import REPOSITORY, colab_badge, colab_url, repository_url
+from helpers.paths import project_root, run_paths
+from helpers.profiles import PROFILES, get_profile
+from helpers.sync_links import sync_links
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def requirement_lines(text: str) -> list[str]:
+    """Requirement specifiers, without comments, blank lines and the editable install."""
+    found = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and line != "-e .":
+            found.append(line)
+    return found
+
+
+def test_environment_yml_pins_the_same_packages_as_requirements_txt():
+    requirements = requirement_lines((ROOT / "requirements.txt").read_text())
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_sections = [dep["pip"] for dep in environment["dependencies"] if isinstance(dep, dict)]
+    assert len(pip_sections) == 1
+    conda_pip = requirement_lines("\n".join(pip_sections[0]))
+    assert conda_pip == requirements
+    assert requirements, "requirements.txt lists no packages"
+    assert all("==" in line for line in requirements), "every requirement is pinned"
+    assert len({line.split("==")[0].lower() for line in requirements}) == len(requirements)
+    assert "-e ." in pip_sections[0]  # the helpers package itself, from the checkout
+    assert "pip" in environment["dependencies"]
+
+
+def test_requirement_parsing_ignores_comments_and_the_editable_install():
+    text = "# header\nnumpy==2.0  # trailing\n\n-e .\nkeras==3.0\n"
+    assert requirement_lines(text) == ["numpy==2.0", "keras==3.0"]
+
+
+def test_links_check_passes_on_the_repository():
+    assert sync_links(root=ROOT, check=True) == []
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-m", "helpers", "links", "--check"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "error:" not in result.stderr
+
+
+OLD = "someone-else/old-name"
+OLD_BADGE = ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+             f"(https://colab.research.google.com/github/{OLD}/blob/dev/notebooks/x.ipynb)")
+OLD_INSTALL = f"%pip install -q --no-deps git+https://github.com/{OLD}"
+
+
+def write_stale_project(root: Path) -> tuple[Path, Path]:
+    (root / "notebooks").mkdir(parents=True)
+    readme = root / "README.md"
+    readme.write_text(f"# Title\n\n{OLD_BADGE}\n\nInstall: `pip install git+https://github.com/"
+                      f"{OLD}`\n\nUnrelated: https://github.com/{OLD}/issues\n")
+    notebook = root / "notebooks" / "x.ipynb"
+    notebook.write_text(json.dumps({
+        "cells": [
+            {"cell_type": "markdown", "metadata": {}, "source": [f"{OLD_BADGE}\n", "Intro\n"]},
+            {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+             "source": ["import sys\n", f"{OLD_INSTALL}\n"]},
+            {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+             "source": ["x = 1\n"]},
+        ],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5,
+    }, indent=1))
+    return readme, notebook
+
+
+def test_sync_links_rewrites_badges_and_install_cells(tmp_path):
+    readme, notebook = write_stale_project(tmp_path)
+    before = notebook.read_text(), readme.read_text()
+
+    assert sync_links(root=tmp_path, check=True) == [readme, notebook]
+    assert (notebook.read_text(), readme.read_text()) == before  # check only reports
+
+    assert sync_links(root=tmp_path) == [readme, notebook]
+    text = readme.read_text()
+    assert colab_badge("x.ipynb") in text
+    assert f"git+{repository_url()}`" in text
+    assert f"https://github.com/{OLD}/issues" in text  # other links are left alone
+    assert f"github/{OLD}" not in text and f"git+https://github.com/{OLD}" not in text
+
+    cells = json.loads(notebook.read_text())["cells"]
+    assert "".join(cells[0]["source"]) == f"{colab_badge('x.ipynb')}\nIntro\n"
+    assert colab_url("x.ipynb").startswith(f"https://colab.research.google.com/github/{REPOSITORY}/")
+    assert "".join(cells[1]["source"]) == (
+        f"import sys\n%pip install -q --no-deps git+https://github.com/{REPOSITORY}\n")
+    assert cells[2]["source"] == ["x = 1\n"]
+
+    assert sync_links(root=tmp_path, check=True) == []  # now in line
+    assert sync_links(root=tmp_path) == []
+
+
+def fake_checkout(root: Path) -> Path:
+    (root / "helpers").mkdir(parents=True)
+    (root / "notebooks").mkdir()
+    return root.resolve()
+
+
+def test_project_root_is_found_from_the_checkout_or_its_notebooks_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert project_root() == ROOT
+    root = fake_checkout(tmp_path / "checkout")
+    monkeypatch.chdir(root / "notebooks")  # where papermill and Jupyter run the notebooks
+    assert project_root() == root
+    elsewhere = tmp_path / "colab"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert project_root() == elsewhere.resolve()
+
+
+def test_run_paths_per_profile(tmp_path, monkeypatch):
+    root = fake_checkout(tmp_path / "checkout")
+    monkeypatch.chdir(root)
+    quick = run_paths("quick")
+    assert quick.root == root / "build" / "quick"
+    assert quick.processed == quick.root / "data" / "processed"
+    assert quick.models.is_dir() and quick.figures.is_dir() and quick.results.is_dir()
+    assert not quick.processed.exists()  # prepare owns it
+
+    full = run_paths("full")
+    assert full.root == root
+    assert full.models == root / "models" and full.results == root / "results"
+    assert full.processed == root / "data" / "processed"
+
+    work = run_paths("quick", work_dir=tmp_path / "elsewhere")
+    assert work.root == (tmp_path / "elsewhere").resolve()
+    assert work.models.is_dir()
+    assert paths_module.project_root() == root
+
+
+def test_get_profile_and_unknown_profiles():
+    assert get_profile("quick") is PROFILES["quick"]
+    assert get_profile("full").per_class_limit is None
+    assert get_profile("quick").variant == "compact"
+    with pytest.raises(ValueError) as error:
+        get_profile("nope")
+    message = str(error.value)
+    assert "'nope'" in message
+    for name in PROFILES:
+        assert repr(name) in message
