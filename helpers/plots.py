@@ -4,22 +4,39 @@ Every figure gets a title and labelled axes, is shown inline and saved as a PNG 
 run's figures/ folder at a modest DPI, so the rendered notebooks stay small.
 """
 
+import io
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 from matplotlib.ticker import MaxNLocator
+from PIL import Image
 
 DPI = 80
 
 
 def save(fig, figures_dir: str | Path, name: str) -> Path:
-    """Save `fig` as figures_dir/name.png and return the path."""
+    """Save `fig` as figures_dir/name.png with a 256-colour palette (photo grids shrink about
+    4x, charts lose nothing visible) and return the path."""
     path = Path(figures_dir) / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=DPI, bbox_inches="tight", format="png")
+    with Image.open(buffer) as image:
+        image.convert("RGB").quantize(256).save(path, optimize=True)
     return path
+
+
+def show(fig, figures_dir: str | Path, name: str) -> None:
+    """Save `fig` (see `save`), show that small PNG inline, and close the figure, so the
+    notebook embeds the same compact image that lands in figures/."""
+    from IPython.display import Image as Picture
+    from IPython.display import display
+
+    path = save(fig, figures_dir, name)
+    plt.close(fig)
+    display(Picture(filename=path))
 
 
 def image_grid(images, titles, ncols: int = 6, title: str = "", size: float = 1.8,
