@@ -37,7 +37,8 @@ def gpus() -> list[str]:
         return [str(d) for d in jax.devices() if d.platform == "gpu"]
     import tensorflow as tf
 
-    return [d.name for d in tf.config.list_physical_devices("GPU")]
+    return [tf.config.experimental.get_device_details(d).get("device_name", d.name)
+            for d in tf.config.list_physical_devices("GPU")]
 
 
 def cpu_has_bf16() -> bool:
