@@ -13,7 +13,7 @@ import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-DPI = 80
+DPI = 72
 
 
 def save(fig, figures_dir: str | Path, name: str) -> Path:
@@ -43,7 +43,7 @@ def image_grid(images, titles, ncols: int = 6, title: str = "", size: float = 1.
                colors=None):
     """A grid of photos (uint8 arrays or PIL images) with a small title above each."""
     nrows = -(-len(images) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.3)),
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.5)),
                              squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")

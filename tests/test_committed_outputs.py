@@ -67,4 +67,4 @@ def test_figures_are_small_pngs():
     figures = sorted((ROOT / "figures").glob("*.png"))
     assert len(figures) >= 8
     for figure in figures:
-        assert figure.stat().st_size <= 160_000, figure.name
+        assert figure.stat().st_size <= 150_000, figure.name
