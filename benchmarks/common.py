@@ -16,6 +16,12 @@ DEFAULT_WORK_DIR = Path("build") / "bench"
 SPLITS = ("train", "val", "test")
 
 
+def new_parser(module: str, doc: str | None) -> argparse.ArgumentParser:
+    """The argument parser of `python -m <module>`, with the module docstring as its help."""
+    return argparse.ArgumentParser(prog=f"python -m {module}", description=doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def add_data_args(parser: argparse.ArgumentParser) -> None:
     """--data-dir, --max-photos, --work-dir and --seed, the same in every benchmark."""
     parser.add_argument("--data-dir", default="data/raw",

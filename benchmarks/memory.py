@@ -22,7 +22,15 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from benchmarks.common import add_data_args, check, last_json, prepared_split, report, resolve
+from benchmarks.common import (
+    add_data_args,
+    check,
+    last_json,
+    new_parser,
+    prepared_split,
+    report,
+    resolve,
+)
 
 TARGET_GB = 6.0
 REPO = Path(__file__).resolve().parents[1]
@@ -112,8 +120,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     if argv[:1] == ["--child"]:
         child(*argv[1:])
         return None
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.memory", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = new_parser("benchmarks.memory", __doc__)
     add_data_args(parser)
     add_args(parser)
     args = parser.parse_args(argv)

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import add_data_args, check, prepared_split, report, resolve
+from benchmarks.common import add_data_args, check, new_parser, prepared_split, report, resolve
 
 TARGET_SPEEDUP = 10.0
 
@@ -99,8 +99,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = new_parser("benchmarks.pipeline", __doc__)
     add_data_args(parser)
     add_args(parser)
     args = parser.parse_args(argv)

@@ -17,7 +17,7 @@ import argparse
 import gc
 import time
 
-from benchmarks.common import check, report
+from benchmarks.common import check, new_parser, report
 
 TARGET_SPEEDUP = 1.5
 
@@ -100,8 +100,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.precision", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = new_parser("benchmarks.precision", __doc__)
     add_args(parser)
     parser.add_argument("--image-size", type=int, default=227)
     parser.add_argument("--batch-size", type=int, default=64)

@@ -9,7 +9,7 @@ results/benchmarks.json).
 import argparse
 
 from benchmarks import memory, pipeline, precision
-from benchmarks.common import add_data_args, prepared_split, report, resolve
+from benchmarks.common import add_data_args, new_parser, prepared_split, report, resolve
 
 
 def hardware() -> dict:
@@ -22,8 +22,7 @@ def hardware() -> dict:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = new_parser("benchmarks", __doc__)
     add_data_args(parser)
     parser.add_argument("--variant", default="bn", help="model for precision and memory")
     parser.add_argument("--image-size", type=int, default=227)

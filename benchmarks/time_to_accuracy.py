@@ -19,7 +19,6 @@ compilation and validation, images_per_s counts training steps only.
     KERAS_BACKEND=jax python -m benchmarks.time_to_accuracy --data-dir data/raw
 """
 
-import argparse
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +27,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from benchmarks.common import add_data_args, check, prepared_split, report
+from benchmarks.common import add_data_args, check, new_parser, prepared_split, report
 from helpers.data import list_images, load_image, steps_per_epoch
 from helpers.training import TrainConfig, build_model, resolve_precision
 
@@ -176,9 +175,7 @@ def rows(result: dict) -> list[tuple[str, str, str]]:
 
 def main(argv: list[str] | None = None) -> dict:
     defaults = TrainConfig()
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.time_to_accuracy",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = new_parser("benchmarks.time_to_accuracy", __doc__)
     add_data_args(parser)
     parser.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S,
                         help="seconds before training stops anyway (default: 3 hours)")
