@@ -13,7 +13,6 @@ class Profile:
     epochs: int
     batch_size: int
     warmup_epochs: float
-    image_size: int = 227
 
 
 PROFILES = {
