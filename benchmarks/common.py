@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from helpers.data import CLASS_NAMES
-from helpers.paths import project_root
+from helpers.paths import from_root
 from helpers.prepare import find_source, prepare
 
 DEFAULT_WORK_DIR = Path("build") / "bench"
@@ -34,12 +34,6 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=42)
 
 
-def resolve(path: str | Path) -> Path:
-    """A command-line path, read relative to the repository root when it is relative."""
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else project_root() / path
-
-
 def is_prepared(folder: Path) -> bool:
     """True when `folder` already holds a cleaned split (train/ and val/ with cat/ and dog/)."""
     return all((folder / split / name).is_dir() for split in ("train", "val")
@@ -51,7 +45,7 @@ def prepared_split(data_dir: str | Path, work_dir: str | Path, max_photos: int |
     """The cleaned split to benchmark on. A PetImages folder is cleaned and split into
     work_dir/processed[-N] by helpers.prepare (a no-op when already done; N photos = N/2 per
     class); a prepared split is used as it is, or limited to about N photos with hard links."""
-    data_dir, work_dir = resolve(data_dir), resolve(work_dir)
+    data_dir, work_dir = from_root(data_dir), from_root(work_dir)
     if max_photos is not None and max_photos < 4:
         raise ValueError(f"--max-photos must be at least 4 (2 per class), got {max_photos}")
     suffix = f"-{max_photos}" if max_photos else ""
@@ -108,7 +102,7 @@ def report(rows: list[tuple[str, str, str]], result: dict, json_out: str | Path 
     print(format_table(rows), flush=True)
     line = json.dumps(result, sort_keys=False)
     if json_out:
-        path = resolve(json_out)
+        path = from_root(json_out)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=1) + "\n")
     print(line, flush=True)

@@ -29,8 +29,8 @@ from benchmarks.common import (
     new_parser,
     prepared_split,
     report,
-    resolve,
 )
+from helpers.paths import from_root
 
 TARGET_GB = 6.0
 REPO = Path(__file__).resolve().parents[1]
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     add_args(parser)
     args = parser.parse_args(argv)
     processed = prepared_split(args.data_dir, args.work_dir, args.max_photos, args.seed)
-    result = run(processed, resolve(args.work_dir), args.variant, args.image_size,
+    result = run(processed, from_root(args.work_dir), args.variant, args.image_size,
                  args.batch_size, args.seed)
     report(rows(result), result)
     return result

@@ -9,7 +9,8 @@ results/benchmarks.json).
 import argparse
 
 from benchmarks import memory, pipeline, precision
-from benchmarks.common import add_data_args, new_parser, prepared_split, report, resolve
+from benchmarks.common import add_data_args, new_parser, prepared_split, report
+from helpers.paths import from_root
 
 
 def hardware() -> dict:
@@ -42,7 +43,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse(argv)
-    work_dir = resolve(args.work_dir)
+    work_dir = from_root(args.work_dir)
     processed = prepared_split(args.data_dir, work_dir, args.max_photos, args.seed)
     result, rows = {}, []
     if "pipeline" not in args.skip:

@@ -13,6 +13,13 @@ def project_root() -> Path:
     return cwd
 
 
+def from_root(path: str | Path) -> Path:
+    """`path` as given, read relative to the repository root when it is relative (so a
+    notebook in notebooks/ and a command in the root mean the same folder)."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else project_root() / path
+
+
 @dataclass(frozen=True)
 class RunPaths:
     """Folders of one run: cleaned split, trained models, figures and metrics."""
@@ -34,7 +41,7 @@ def run_paths(profile: str, work_dir: str | Path | None = None) -> RunPaths:
     """Paths for a profile: the full run writes into the repository (figures/, results/ are
     committed); other profiles write under build/<profile>/ so they never overwrite those."""
     if work_dir:
-        root = Path(work_dir)
+        root = from_root(work_dir)
     elif profile == "full":
         root = project_root()
     else:

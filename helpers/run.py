@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from helpers.environment import is_colab
-from helpers.paths import RunPaths, project_root, run_paths
+from helpers.paths import RunPaths, from_root, run_paths
 from helpers.prepare import find_source, prepare
 from helpers.profiles import Profile, get_profile
 
@@ -29,15 +29,9 @@ class Run:
         return json.loads(stamp.read_text())["summary"]["counts"] if stamp.exists() else {}
 
 
-def resolve_data_dir(data_dir: str | Path) -> Path:
-    """DATA_DIR as given, read relative to the repository root when it is relative."""
-    data_dir = Path(data_dir).expanduser()
-    return data_dir if data_dir.is_absolute() else project_root() / data_dir
-
-
 def locate_photos(data_dir: str | Path) -> Path:
     """The PetImages folder under DATA_DIR; in Colab it is downloaded there when missing."""
-    data_dir = resolve_data_dir(data_dir)
+    data_dir = from_root(data_dir)
     try:
         return find_source(data_dir)
     except FileNotFoundError:
