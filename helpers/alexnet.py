@@ -80,9 +80,19 @@ def head_loss(classes: int, activation: str, label_smoothing: float = 0.0) -> ke
     return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
 
 
+# How much of the old moving average each training step keeps, in the batch-norm layers. Keras's
+# default, 0.99, averages over about 100 steps and lags behind weights that still change fast:
+# the statistics used at inference no longer fit, and validation accuracy sits at chance while
+# training accuracy climbs (measured in results/tuning.json). 0.9 is PyTorch's default
+# (momentum=0.1 there: the weight of the new batch).
+BATCH_NORM_MOMENTUM = 0.9
+
+
 def build_alexnet(variant: str = "bn", classes: int = 1, activation: str | None = None,
                   image_size: int = 227, augmentation: keras.Layer | None = None,
-                  weight_decay: float | None = None, name: str | None = None) -> keras.Model:
+                  weight_decay: float | None = None,
+                  batch_norm_momentum: float = BATCH_NORM_MOMENTUM,
+                  name: str | None = None) -> keras.Model:
     """AlexNet for raw 0-255 RGB input. `classes=1` gives a sigmoid P(dog) head, N > 1 a
     softmax over N classes; `augmentation` (a layer) runs first, in training only."""
     if variant not in VARIANTS:
@@ -99,7 +109,7 @@ def build_alexnet(variant: str = "bn", classes: int = 1, activation: str | None 
         filters = max(8, round(conv.filters * spec.width))
         x = keras.layers.Conv2D(filters, conv.kernel, strides=conv.stride, padding=conv.padding,
                                 kernel_regularizer=regularizer, name=f"conv{i}")(x)
-        x = _activate(x, spec.batch_norm, f"conv{i}")
+        x = _activate(x, spec.batch_norm, batch_norm_momentum, f"conv{i}")
         if conv.pool:
             x = keras.layers.MaxPooling2D(3, strides=2, name=f"pool{i}")(x)
         if conv.dropout and spec.conv_dropout:
@@ -108,15 +118,15 @@ def build_alexnet(variant: str = "bn", classes: int = 1, activation: str | None 
     for i, units in enumerate(ORIGINAL_DENSE, start=6):
         x = keras.layers.Dense(max(8, round(units * spec.width)), kernel_regularizer=regularizer,
                                name=f"fc{i}")(x)
-        x = _activate(x, spec.batch_norm, f"fc{i}")
+        x = _activate(x, spec.batch_norm, batch_norm_momentum, f"fc{i}")
         x = keras.layers.Dropout(spec.dense_dropout, name=f"drop_fc{i}")(x)
     # The output stays float32 under mixed precision so probabilities and the loss are exact.
     outputs = keras.layers.Dense(classes, activation=activation, dtype="float32", name="output")(x)
     return keras.Model(inputs, outputs, name=name or f"alexnet_{variant}")
 
 
-def _activate(x, batch_norm: bool, name: str):
+def _activate(x, batch_norm: bool, momentum: float, name: str):
     """ReLU, preceded by batch normalisation in the variants that use it."""
     if batch_norm:
-        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = keras.layers.BatchNormalization(momentum=momentum, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)

@@ -1,5 +1,6 @@
 """Facts about the photos, in one place: class names, split names, which folder holds the
-photos, and how a photo is placed into a split (hard link, or copy across file systems)."""
+photos, and how a photo is placed into a split (hard link, or copy across file systems, and
+smaller splits made of links)."""
 
 import os
 import shutil
@@ -45,3 +46,18 @@ def link_or_copy(source: str | Path, target: str | Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copyfile(source, target)
+
+
+def link_subset(split_dir: Path, dest: Path, per_class: dict[str, int | None]) -> Path:
+    """A smaller split in `dest`: for each split named in `per_class`, the first N photos of
+    each class of `split_dir` (None: all), hard-linked; built beside `dest` and renamed into
+    place, so `dest` is whole or absent."""
+    building = dest.with_name(f".tmp-{dest.name}")
+    shutil.rmtree(building, ignore_errors=True)  # an unfinished one of ours
+    for split, count in per_class.items():
+        for name in CLASS_NAMES:
+            (building / split / name).mkdir(parents=True)
+            for photo in sorted((split_dir / split / name).glob("*.jpg"))[:count]:
+                link_or_copy(photo, building / split / name / photo.name)
+    os.replace(building, dest)
+    return dest

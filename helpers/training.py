@@ -16,7 +16,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import time
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -25,10 +24,10 @@ from pathlib import Path
 
 import keras
 
-from helpers.alexnet import build_alexnet, head_activation, head_loss
+from helpers.alexnet import BATCH_NORM_MOMENTUM, build_alexnet, head_activation, head_loss
 from helpers.data import augmentation, list_images, load_split, steps_per_epoch
 from helpers.environment import choose_precision, describe_hardware, device_report, gpus
-from helpers.photos import CLASS_NAMES, find_photos, link_or_copy
+from helpers.photos import find_photos, link_or_copy, link_subset
 from helpers.workspace import Run
 
 MONITOR = "val_accuracy"  # Keras 3's name; TensorFlow 1's "val_acc" matches nothing
@@ -51,6 +50,7 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.05
     weight_decay: float | None = None  # None = the variant's default
+    batch_norm_momentum: float = BATCH_NORM_MOMENTUM  # not Keras's 0.99, which lags
     rotation: float = 0.05
     zoom: float = 0.1
     translation: float = 0.1
@@ -453,7 +453,7 @@ def build_model(config: TrainConfig, steps: int, seed: int | None = None) -> ker
     activation = head_activation(config.classes)
     model = build_alexnet(
         config.variant, classes=config.classes, image_size=config.image_size,
-        weight_decay=config.weight_decay,
+        weight_decay=config.weight_decay, batch_norm_momentum=config.batch_norm_momentum,
         augmentation=augmentation(rotation=config.rotation, zoom=config.zoom,
                                   translation=config.translation,
                                   seed=config.seed if seed is None else seed))
@@ -533,15 +533,7 @@ def demo_split(run: Run, per_class: int) -> Path:
     if dest.is_dir():
         return dest
     check_split(processed_dir)
-    building = dest.with_name(f".tmp-{dest.name}")
-    shutil.rmtree(building, ignore_errors=True)  # an unfinished one of ours
-    for split, count in (("train", per_class), ("val", max(1, per_class // 4))):
-        for name in CLASS_NAMES:
-            (building / split / name).mkdir(parents=True)
-            for photo in sorted((processed_dir / split / name).glob("*.jpg"))[:count]:
-                link_or_copy(photo, building / split / name / photo.name)
-    os.replace(building, dest)
-    return dest
+    return link_subset(processed_dir, dest, {"train": per_class, "val": max(1, per_class // 4)})
 
 
 def saved_or_demo_model(run: Run, epochs: int = DEMO_EPOCHS, per_class: int = DEMO_PER_CLASS

@@ -9,7 +9,13 @@ import keras
 import numpy as np
 import pytest
 
-from helpers.alexnet import VARIANTS, build_alexnet, head_activation, head_loss
+from helpers.alexnet import (
+    BATCH_NORM_MOMENTUM,
+    VARIANTS,
+    build_alexnet,
+    head_activation,
+    head_loss,
+)
 from helpers.data import augmentation
 from helpers.params import format_table, layer_row, parameter_table
 
@@ -150,6 +156,18 @@ def test_default_heads_and_losses():
     assert smoothed.get_config()["label_smoothing"] == pytest.approx(0.1)
     with pytest.raises(ValueError):
         head_loss(1, "softmax")
+
+
+def test_batch_norm_keeps_short_moving_averages_unless_told_otherwise():
+    """0.9, not Keras's default 0.99, whose averages lag behind the training weights."""
+    def momenta(model):
+        return {layer.momentum for layer in model.layers
+                if isinstance(layer, keras.layers.BatchNormalization)}
+
+    assert BATCH_NORM_MOMENTUM == 0.9 != keras.layers.BatchNormalization().momentum
+    assert momenta(build_alexnet("bn")) == {0.9}
+    assert momenta(build_alexnet("compact", batch_norm_momentum=0.99)) == {0.99}
+    assert momenta(build_alexnet("original")) == set()
 
 
 def test_model_takes_raw_pixels_with_rescaling_inside():
