@@ -1,4 +1,5 @@
-# One command each: `make setup`, `make test`, `make run`, `make publish`, `make bench`.
+# One command each: `make setup`, `make test`, `make run`, `make publish`, `make bench`,
+# `make tune`.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,7 +9,7 @@ DATA_DIR ?= data/raw
 SEED ?= 42
 NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb))
 
-.PHONY: setup colab-env test lint run publish bench clean
+.PHONY: setup colab-env test lint run publish bench tune clean
 
 setup: $(VENV)/.installed
 
@@ -62,3 +63,11 @@ BENCH_ARGS ?=
 bench: setup
 	$(PY) -m benchmarks --data-dir "$(abspath $(DATA_DIR))" --json-out results/benchmarks.json \
 	  $(BENCH_ARGS)
+
+# Tuning on the validation split (benchmarks/tuning.py): each recipe trained the same way, one
+# row each added to results/tuning.json, which notebook 05 shows. TUNE_ARGS sets the recipes and
+# the scale, e.g. TUNE_ARGS="--epochs 4 --image-size 128 --train-photos 5000" for pilots; left
+# empty, every pilot recipe trains the full profile's run (hours on a CPU).
+TUNE_ARGS ?=
+tune: setup
+	$(PY) -m benchmarks.tuning --data-dir "$(abspath $(DATA_DIR))" $(TUNE_ARGS)

@@ -2,6 +2,7 @@
 work folder, and printing results as a table followed by one JSON line."""
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -56,6 +57,29 @@ def config_from(args: argparse.Namespace, **overrides):
     names = [field.name for field in dataclasses.fields(full_config())]
     given = {name: getattr(args, name) for name in names if hasattr(args, name)}
     return full_config(**(given | overrides))
+
+
+@contextlib.contextmanager
+def training_session(processed: Path, config):
+    """For a benchmark that trains `config` (a TrainConfig) on processed/train: yields (number
+    of training photos, precision policy), with Keras seeded from config.seed and the policy
+    set; the previous policy comes back afterwards. Refuses a split without training photos."""
+    import keras
+
+    from helpers.data import list_images
+    from helpers.training import resolve_precision
+
+    train_count = len(list_images(processed / "train")[0])
+    if train_count == 0:
+        raise FileNotFoundError(f"no training photos in {processed / 'train'}")
+    keras.utils.set_random_seed(config.seed)
+    precision = resolve_precision(config)
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(precision)
+    try:
+        yield train_count, precision
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
 
 
 def is_prepared(folder: Path) -> bool:

@@ -36,9 +36,10 @@ from benchmarks.common import (
     new_parser,
     prepared_split,
     report,
+    training_session,
 )
 from helpers.data import list_images, load_image, steps_per_epoch
-from helpers.training import TrainConfig, build_model, resolve_precision
+from helpers.training import TrainConfig, build_model
 
 TARGET_ACCURACY = 0.9368
 DEFAULT_TIME_LIMIT_S = 3 * 3600
@@ -136,14 +137,7 @@ def run(processed: Path, config: TrainConfig, target: float = TARGET_ACCURACY,
         verbose: int | str = 2) -> dict:
     """Train `config` on processed/train until val accuracy >= target or the time limit."""
     loader = choose_loader(loader)
-    train_count = len(list_images(processed / "train")[0])
-    if train_count == 0:
-        raise FileNotFoundError(f"no training photos in {processed / 'train'}")
-    keras.utils.set_random_seed(config.seed)
-    precision = resolve_precision(config)
-    previous = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy(precision)
-    try:
+    with training_session(processed, config) as (train_count, precision):
         loading = time.perf_counter()
         train_kwargs, val_kwargs = fit_data(processed, config, loader)
         loading = time.perf_counter() - loading
@@ -151,8 +145,6 @@ def run(processed: Path, config: TrainConfig, target: float = TARGET_ACCURACY,
         stop = StopAtAccuracy(target, time_limit_s, train_count, config.batch_size)
         model.fit(**train_kwargs, **val_kwargs, epochs=config.epochs, verbose=verbose,
                   callbacks=[stop])
-    finally:
-        keras.mixed_precision.set_dtype_policy(previous)
     return {
         "wall_time_s": stop.wall_seconds, "epochs": stop.epochs,
         "images_per_s": stop.images / stop.train_seconds if stop.train_seconds else 0.0,

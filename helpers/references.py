@@ -1,5 +1,6 @@
-"""What the reference articles reported, for the comparison tables in notebook 05 and the
-README. None or an empty string means the article does not say."""
+"""The numbers the series is judged against: what the reference articles reported (None or an
+empty string: the article does not say) and the recipes tried in tuning, for notebook 05 and
+the README."""
 
 from dataclasses import dataclass
 
@@ -41,6 +42,18 @@ REFERENCE_ARTICLES = (
         data="Microsoft PetImages, 227 px", epochs=20, time="about 41 s/epoch",
         hardware="Colab free GPU",
         pitfall="no untouched test split: its test split was also its validation set"),
+    Article(
+        name="mrgloom, kaggle-dogs-vs-cats-caffe: AlexNet from scratch (GitHub, 2016)",
+        url="https://github.com/mrgloom/kaggle-dogs-vs-cats-caffe",
+        accuracy=0.9365, accuracy_split="test", data="Kaggle Dogs vs. Cats, 25,000 photos",
+        epochs=30, time="35 min in total", hardware="GeForce GTX 1070 (NVIDIA DIGITS, Caffe)",
+        pitfall="batch size and learning rate not reported"),
+    Article(
+        name="meng1994412, dogs_vs_cats: AlexNet-BN from scratch (GitHub)",
+        url="https://github.com/meng1994412/dogs_vs_cats",
+        accuracy=0.9255, accuracy_split="test", data="Kaggle Dogs vs. Cats, 25,000 photos, "
+        "227 px crops", epochs=75, time="", hardware="",
+        pitfall="93.76% is with 10-crop test-time augmentation, not a single crop"),
 )
 
 
@@ -63,3 +76,47 @@ def comparison_table(metrics: dict, accuracy_key: str = "test_accuracy",
     table["accuracy"] = table["accuracy"].map(lambda v: "" if pd.isna(v) else f"{v:.2%}")
     table["epochs"] = table["epochs"].map(lambda v: "" if pd.isna(v) else f"{int(v)}")
     return table
+
+
+def trial_scale(row: dict) -> str:
+    """The scale a tuning trial ran at, in words."""
+    return (f"{row['epochs']} epochs, {row['image_size']} px, "
+            f"{row['train_photos']:,} training photos")
+
+
+def tuning_table(rows: list[dict]) -> pd.DataFrame:
+    """The recipes tried on the validation split (benchmarks/tuning.py's rows), one line each:
+    what changed, validation accuracy with its 95% interval, the scale of the trial, time."""
+    table = pd.DataFrame([{
+        "recipe": row["recipe"], "what changed": row["changes"],
+        "val accuracy (95% interval)": f"{row['val_accuracy']:.1%} "
+                                       f"({row['val_interval'][0]:.1%}–{row['val_interval'][1]:.1%})",
+        "best epoch's": f"{row['best_epoch_val_accuracy']:.1%}",
+        "scale": trial_scale(row),
+        "minutes": f"{row['minutes']:,.1f}", "photos/s": f"{row['images_per_s']:,.0f}",
+        "hardware": f"{row['hardware']}, {row['precision']}"} for row in rows])
+    return table.set_index("recipe")
+
+
+def tuning_summary(rows: list[dict]) -> list[str]:
+    """One sentence per scale tried: the baseline, how far a second seed moved it (the noise a
+    difference must beat), and each other recipe's difference from the baseline."""
+    lines = []
+    for scale in dict.fromkeys(trial_scale(row) for row in rows):
+        found = {row["recipe"]: row["val_accuracy"] for row in rows if trial_scale(row) == scale}
+        base, seed = found.pop("baseline", None), found.pop("baseline-seed43", None)
+        parts = [f"baseline {base:.1%}"] if base is not None else []
+        noise = None
+        if base is not None and seed is not None:
+            noise = abs(seed - base)
+            parts.append(f"a second seed {seed:.1%} ({noise * 100:.1f} points apart: smaller "
+                         "differences are chance)")
+        for recipe, accuracy in found.items():
+            if base is None:
+                parts.append(f"{recipe} {accuracy:.1%}")
+                continue
+            verdict = ("" if noise is None else
+                       ", more than chance" if abs(accuracy - base) > noise else ", within chance")
+            parts.append(f"{recipe} {(accuracy - base) * 100:+.1f} points{verdict}")
+        lines.append(f"{scale}: " + "; ".join(parts))
+    return lines

@@ -1,0 +1,196 @@
+"""Tuning on the validation split: train each recipe the same way and record what it reached.
+
+A recipe is the full profile's run (workspace.get_profile("full").train_config()) with a few
+settings changed, and optionally another optimizer or an average of the weights. Every recipe
+trains for --epochs on the first --train-photos training photos (half per class; default: all)
+at --image-size, and is judged on the whole validation split. The test split is never read.
+
+Each result is one row of results/tuning.json (or --out): the recipe, what changed, the
+validation accuracy at the end of training and its 95% interval, the best epoch's, minutes,
+images/s, the CPU or GPU, and the pilot's scale. A row replaces an earlier one of the same
+recipe, scale and hardware; the file is rewritten atomically after every recipe, so an
+interrupted tuning keeps what it finished. Notebook 05 shows the table.
+
+Why: a recipe change earns its place by a measured gain on validation, with the noise (the
+interval, and the baseline trained with a second seed) beside it. Short pilots rank recipes
+cheaply; only the full-scale run says what the winner reaches.
+
+    python -m benchmarks.tuning --data-dir data/raw [--recipes baseline adamw]
+        [--epochs 4 --image-size 128 --train-photos 5000]
+"""
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+
+from benchmarks.common import (
+    add_config_args,
+    add_data_args,
+    config_from,
+    new_parser,
+    prepared_split,
+    report,
+    training_session,
+)
+from benchmarks.time_to_accuracy import StopAtAccuracy, choose_loader, fit_data
+from helpers.data import list_images, steps_per_epoch
+from helpers.environment import describe_hardware, device_report
+from helpers.evaluation import wilson_interval
+from helpers.photos import link_subset
+from helpers.training import build_model, learning_rate_schedule
+from helpers.workspace import from_root, now
+
+DEFAULT_OUT = Path("results") / "tuning.json"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a recipe changes: TrainConfig fields, the optimizer, an average of the weights."""
+
+    changes: str  # in words, for the table
+    overrides: dict = field(default_factory=dict)
+    optimizer: str = "adam"  # adam (build_model's), adamw or sgd
+    ema: bool = False
+
+
+RECIPES = {
+    "baseline": Recipe("the full profile's recipe: Adam 1e-3 with warm-up + cosine, L2 2e-4 in "
+                       "the layers, label smoothing 0.05, batch-norm momentum 0.9"),
+    "baseline-seed43": Recipe("the same, another seed: how far chance alone moves a result",
+                              {"seed": 43}),
+    "adamw": Recipe("AdamW: weight decay 0.05 decoupled from the gradient, no L2 in the layers",
+                    {"weight_decay": 0.0}, optimizer="adamw"),
+    "sgd": Recipe("SGD with Nesterov momentum 0.9, learning rate 0.02",
+                  {"learning_rate": 0.02}, optimizer="sgd"),
+    "ema": Recipe("Adam plus an exponential moving average of the weights (momentum 0.99), "
+                  "judged with the averaged weights", ema=True),
+    "bn-momentum-0.99": Recipe("Keras's default batch-norm momentum, 0.99, instead of 0.9",
+                               {"batch_norm_momentum": 0.99}),
+    "no-smoothing": Recipe("label smoothing 0 instead of 0.05", {"label_smoothing": 0.0}),
+    "size-180": Recipe("the photos' own 180 px instead of upscaling to 227", {"image_size": 180}),
+}
+PILOT_RECIPES = ("baseline", "bn-momentum-0.99", "baseline-seed43", "adamw", "sgd", "ema")
+
+
+def compile_recipe(model: keras.Model, recipe: Recipe, config, steps: int) -> None:
+    """Recompile build_model's model with the recipe's optimizer (same schedule, loss and
+    metric); Adam without an average keeps build_model's compile."""
+    if recipe.optimizer == "adam" and not recipe.ema:
+        return
+    schedule = learning_rate_schedule(config, steps)
+    average = {"use_ema": True, "ema_momentum": 0.99} if recipe.ema else {}
+    if recipe.optimizer == "adam":
+        optimizer = keras.optimizers.Adam(schedule, **average)
+    elif recipe.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=0.05, **average)
+    elif recipe.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, **average)
+    else:
+        raise ValueError(f"unknown optimizer {recipe.optimizer!r}: use adam, adamw or sgd")
+    model.compile(optimizer=optimizer, loss=model.loss, metrics=["accuracy"])
+
+
+def pilot_split(processed: Path, dest: Path, train_photos: int | None) -> Path:
+    """The split to tune on: the first train_photos/2 training photos of each class and every
+    validation photo, hard-linked into `dest` (made again each time: only this module writes
+    it); `processed` itself when train_photos is None."""
+    if train_photos is None:
+        return processed
+    if train_photos < 2:
+        raise ValueError(f"--train-photos must be at least 2 (1 per class), got {train_photos}")
+    shutil.rmtree(dest, ignore_errors=True)
+    return link_subset(processed, dest, {"train": train_photos // 2, "val": None})
+
+
+def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> dict:
+    """Train recipe `name` from `base` (a TrainConfig) on processed/train; its result row."""
+    recipe = RECIPES[name]
+    config = dataclasses.replace(base, **recipe.overrides)
+    with training_session(processed, config) as (train_count, precision):
+        train_kwargs, val_kwargs = fit_data(processed, config, choose_loader("auto"))
+        steps = steps_per_epoch(train_count, config.batch_size)
+        model = build_model(config, steps)
+        compile_recipe(model, recipe, config, steps)
+        clock = StopAtAccuracy(math.inf, math.inf, train_count, config.batch_size)
+        started = time.perf_counter()
+        history = model.fit(**train_kwargs, **val_kwargs, epochs=config.epochs, verbose=verbose,
+                            callbacks=[clock])
+        seconds = time.perf_counter() - started  # training and each epoch's validation
+        val = val_kwargs["validation_data"]  # a dataset, or (images, targets) arrays
+        final = (model.evaluate(*val, batch_size=config.batch_size, verbose=0, return_dict=True)
+                 if isinstance(val, tuple) else model.evaluate(val, verbose=0, return_dict=True))
+    val_count = len(list_images(processed / "val")[0])
+    accuracy = float(final["accuracy"])  # after fit: the averaged weights, for an EMA recipe
+    low, high = wilson_interval(round(accuracy * val_count), val_count)
+    per_epoch = [float(value) for value in history.history["val_accuracy"]]
+    return {
+        "recipe": name, "changes": recipe.changes, "val_accuracy": accuracy,
+        "val_interval": [low, high], "best_epoch_val_accuracy": max(per_epoch),
+        "val_accuracy_per_epoch": per_epoch, "minutes": seconds / 60,
+        "images_per_s": clock.images / clock.train_seconds if clock.train_seconds else 0.0,
+        "epochs": config.epochs, "image_size": config.image_size,
+        "train_photos": train_count, "val_photos": val_count, "batch_size": config.batch_size,
+        "precision": precision, "hardware": describe_hardware(device_report()),
+        "backend": keras.backend.backend(), "date": now(),
+    }
+
+
+def same_trial(a: dict, b: dict) -> bool:
+    """Rows of one recipe at one scale on one machine (a newer one replaces the older)."""
+    keys = ("recipe", "epochs", "image_size", "train_photos", "hardware", "backend")
+    return all(a.get(key) == b.get(key) for key in keys)
+
+
+def record(row: dict, path: Path) -> list[dict]:
+    """Add `row` to the tuning file at `path` (replacing the same trial), atomically."""
+    rows = json.loads(path.read_text()) if path.exists() else []
+    rows = [old for old in rows if not same_trial(old, row)] + [row]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".tmp-{path.name}")
+    temporary.write_text(json.dumps(rows, indent=1) + "\n")
+    os.replace(temporary, path)
+    return rows
+
+
+def rows(results: list[dict]) -> list[tuple[str, str, str]]:
+    """Table rows: recipe, final val accuracy with interval, minutes."""
+    return [(f"{row['recipe']} ({row['epochs']} epochs, {row['image_size']} px, "
+             f"{row['train_photos']:,} photos)",
+             f"{row['val_accuracy']:.2%} [{row['val_interval'][0]:.1%}, "
+             f"{row['val_interval'][1]:.1%}]", f"{row['minutes']:.1f} min") for row in results]
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = new_parser("benchmarks.tuning", __doc__)
+    add_data_args(parser)
+    parser.add_argument("--recipes", nargs="+", choices=sorted(RECIPES),
+                        default=list(PILOT_RECIPES), help="recipes to train, in this order")
+    add_config_args(parser, "epochs", "image_size", "variant", "batch_size", "precision")
+    parser.add_argument("--train-photos", type=int, default=None,
+                        help="training photos per recipe (default: all)")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="the tuning file to add to")
+    parser.add_argument("--verbose", type=int, default=2, help="model.fit verbosity")
+    args = parser.parse_args(argv)
+    processed = prepared_split(args.data_dir, args.work_dir, args.max_photos, args.seed)
+    if args.train_photos:
+        processed = pilot_split(processed, from_root(args.work_dir) / f"tuning-{args.train_photos}",
+                                args.train_photos)
+    base = config_from(args)
+    out, results = from_root(args.out), []
+    for name in args.recipes:
+        print(f"== {name}: {RECIPES[name].changes}", flush=True)
+        results.append(train_recipe(name, processed, base, args.verbose))
+        record(results[-1], out)
+    report(rows(results), {"tuning": results})
+    return results
+
+
+if __name__ == "__main__":
+    main()
