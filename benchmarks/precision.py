@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import gc
 import time
+import warnings
 
 from benchmarks.common import add_config_args, check, config_from, new_parser, report
 
@@ -35,9 +36,11 @@ def synthetic_batch(batch_size: int, image_size: int, classes: int = 1, seed: in
     return images, targets
 
 
-def train_ips(config, policy: str, steps: int = 20, warmup: int = 3) -> float:
+def train_ips(config, policy: str, steps: int = 20, warmup: int = 3,
+              jit_compile: bool = False) -> tuple[float, bool]:
     """Images/s of train_on_batch of `config`'s model (a TrainConfig) under dtype `policy`,
-    timed over `steps` after `warmup`."""
+    timed over `steps` after `warmup`, and whether XLA compiled it (`jit_compile` asks for
+    it; Keras falls back, with a warning, for a model that XLA cannot compile)."""
     import keras
 
     from helpers.training import build_model
@@ -49,6 +52,11 @@ def train_ips(config, policy: str, steps: int = 20, warmup: int = 3) -> float:
     try:
         keras.utils.set_random_seed(config.seed)
         model = build_model(dataclasses.replace(config, precision=policy), steps=warmup + steps)
+        if jit_compile:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Model doesn't support `jit_compile")
+                model.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"],
+                              jit_compile=True)
         images, targets = synthetic_batch(config.batch_size, config.image_size, config.classes,
                                           config.seed)
         images, targets = keras.ops.convert_to_tensor(images), keras.ops.convert_to_tensor(targets)
@@ -62,7 +70,7 @@ def train_ips(config, policy: str, steps: int = 20, warmup: int = 3) -> float:
         keras.mixed_precision.set_dtype_policy(previous)
         keras.backend.clear_session()
         gc.collect()
-    return steps * config.batch_size / elapsed
+    return steps * config.batch_size / elapsed, bool(model.jit_compile)
 
 
 def run(config, steps: int = 20, warmup: int = 3) -> dict:
@@ -71,8 +79,8 @@ def run(config, steps: int = 20, warmup: int = 3) -> dict:
     from helpers.training import resolve_precision
 
     auto = resolve_precision(config)
-    fp32 = train_ips(config, "float32", steps, warmup)
-    chosen = train_ips(config, auto, steps, warmup)
+    fp32, _ = train_ips(config, "float32", steps, warmup)
+    chosen, _ = train_ips(config, auto, steps, warmup)
     return {"fp32_train_ips": fp32, "auto_train_ips": chosen, "precision_speedup": chosen / fp32,
             "auto_precision": auto, "train_variant": config.variant,
             "train_image_size": config.image_size, "train_batch_size": config.batch_size,
@@ -91,17 +99,19 @@ def rows(result: dict) -> list[tuple[str, str, str]]:
     ]
 
 
-def add_args(parser: argparse.ArgumentParser) -> None:
-    """This benchmark's own options (run_all shares them)."""
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per precision")
+def add_args(parser: argparse.ArgumentParser, seed: bool = True) -> None:
+    """The options of the benchmarks that time synthetic steps (this one, step_time; run_all
+    shares --steps and --warmup and has its own --seed)."""
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per setting")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    if seed:
+        parser.add_argument("--seed", type=int, default=42)
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = new_parser("benchmarks.precision", __doc__)
     add_config_args(parser, "variant", "image_size", "batch_size", "precision")
     add_args(parser)
-    parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     result = run(config_from(args), args.steps, args.warmup)
     report(rows(result), result)

@@ -1,6 +1,6 @@
-"""All the benchmarks in one run on the same photos: input pipeline, precision, peak memory
-(and, with --time-to-accuracy, time to accuracy). Prints one table and, last, one JSON object
-with every key; --json-out also writes it to a file (`make bench` uses
+"""All the benchmarks in one run on the same photos: input pipeline, precision, step time,
+peak memory (and, with --time-to-accuracy, time to accuracy). Prints one table and, last, one
+JSON object with every key; --json-out also writes it to a file (`make bench` uses
 results/benchmarks.json).
 
     python -m benchmarks --data-dir data/raw [--max-photos N] [--memory-steps N]
@@ -9,7 +9,7 @@ results/benchmarks.json).
 
 import argparse
 
-from benchmarks import memory, pipeline, precision
+from benchmarks import memory, pipeline, precision, step_time
 from benchmarks.common import (
     add_config_args,
     add_data_args,
@@ -34,12 +34,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = new_parser("benchmarks", __doc__)
     add_data_args(parser)
     add_config_args(parser, "variant", "image_size", "batch_size", "precision")
-    precision.add_args(parser)
+    precision.add_args(parser, seed=False)
     parser.add_argument("--memory-steps", type=int, default=None,
                         help="memory: fill the training cache, then train only this many steps "
                              "(default: one whole epoch)")
     parser.add_argument("--skip", nargs="*", default=[], choices=("pipeline", "precision",
-                                                                  "memory"))
+                                                                  "step_time", "memory"))
     parser.add_argument("--time-to-accuracy", action="store_true",
                         help="also train to the target accuracy (hours on a CPU)")
     parser.add_argument("--time-limit", type=float, default=None,
@@ -62,6 +62,10 @@ def main(argv: list[str] | None = None) -> dict:
         found = precision.run(config, args.steps, args.warmup)
         result.update(found)
         rows += precision.rows(found)
+    if "step_time" not in args.skip:
+        found = step_time.run(config, args.steps, args.warmup)
+        result.update(found)
+        rows += step_time.rows(found)
     if "memory" not in args.skip:
         found = memory.run(processed, work_dir, config, args.memory_steps)
         result.update(found)

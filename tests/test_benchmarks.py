@@ -3,6 +3,7 @@ one JSON object with its keys as the last line. Only that is checked: speed rati
 the machine, and `make bench` measures them on real photos."""
 
 import ast
+import dataclasses
 import json
 import math
 import os
@@ -14,7 +15,7 @@ import keras
 import pytest
 from fixtures import make_petimages
 
-from benchmarks import memory, pipeline, precision, run_all, time_to_accuracy
+from benchmarks import memory, pipeline, precision, run_all, step_time, time_to_accuracy, tuning
 from benchmarks.common import (
     config_from,
     format_table,
@@ -24,6 +25,7 @@ from benchmarks.common import (
     prepared_split,
 )
 from helpers.prepare import prepare
+from helpers.training import build_model
 from helpers.workspace import get_profile
 
 REPO = Path(__file__).resolve().parents[1]
@@ -243,10 +245,12 @@ def test_time_to_accuracy_trains_under_jax_without_tensorflow(processed, tmp_pat
 def test_run_all_prints_a_table_and_every_key(processed, tmp_path, capsys):
     out = tmp_path / "bench.json"
     run_all.main(["--data-dir", str(processed), "--work-dir", str(tmp_path), *TINY_MODEL,
-                  "--skip", "precision", "memory", "--json-out", str(out)])
+                  "--steps", "1", "--warmup", "1", "--skip", "precision", "memory",
+                  "--json-out", str(out)])
     printed = capsys.readouterr().out
     result = last_json(printed)
     assert "pipeline speedup" in printed and "hardware" in result
+    assert "XLA requested" in printed and result["step_time"]["as trained"]["ratio"] == 1.0
     assert_positive(result, PIPELINE_KEYS)
     assert json.loads(out.read_text()) == result
 
@@ -260,6 +264,9 @@ DEFAULT_RUNS = {
     "benchmarks.pipeline": ([], {"pipeline_image_size": FULL.image_size}),
     "benchmarks.precision": (FEWER_STEPS, {"train_variant": FULL.variant,
                                            "train_image_size": FULL.image_size}),
+    "benchmarks.step_time": (FEWER_STEPS[:4], {"step_time_variant": FULL.variant,
+                                               "step_time_image_size": FULL.image_size,
+                                               "step_time_batch_size": FULL.batch_size}),
     "benchmarks.memory": ([], {"memory_variant": FULL.variant, "memory_steps": None,
                                "memory_image_size": FULL.image_size,
                                "memory_batch_size": FULL.batch_size}),
@@ -276,7 +283,7 @@ DEFAULT_RUNS = {
 def test_every_benchmark_runs_with_its_defaults(module, tmp_path):
     pets = make_petimages(tmp_path, per_class=10, size=48, bad_files=False)
     args, expected = DEFAULT_RUNS[module]
-    if module != "benchmarks.precision":  # the only one without photos
+    if module not in ("benchmarks.precision", "benchmarks.step_time"):  # need no photos
         args = ["--data-dir", str(pets), "--work-dir", str(tmp_path / "work"), *args]
     done = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True,
                           text=True, timeout=900)
@@ -289,3 +296,83 @@ def test_format_table_aligns_columns():
     lines = format_table([("a", "1.0", ""), ("longer name", "22.5", ">= 10  ok")]).splitlines()
     assert lines[0].startswith("measure") and set(lines[1]) <= {"-", " "}
     assert lines[2].index("1.0") == lines[3].index("22.5")
+
+
+def test_tuning_trains_each_recipe_on_validation_and_records_a_row(processed, tmp_path, capsys):
+    out = tmp_path / "tuning.json"
+    returned = tuning.main(["--data-dir", str(processed), "--work-dir", str(tmp_path / "work"),
+                            *TINY_MODEL, "--epochs", "1", "--recipes", "baseline", "adamw", "sgd",
+                            "ema", "--out", str(out), "--verbose", "0"])
+    rows = json.loads(out.read_text())
+    assert [row["recipe"] for row in rows] == ["baseline", "adamw", "sgd", "ema"]
+    assert printed_json(capsys) == {"tuning": returned} and rows == returned
+    val_photos = sum(1 for _ in (processed / "val").rglob("*.jpg"))
+    for row in rows:
+        low, high = row["val_interval"]
+        assert 0 <= low <= row["val_accuracy"] <= high <= 1
+        assert row["val_photos"] == val_photos and row["epochs"] == 1 and row["image_size"] == 67
+        assert row["minutes"] > 0 and row["changes"] == tuning.RECIPES[row["recipe"]].changes
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_tuning_again_replaces_the_same_trial_and_keeps_the_others(tmp_path):
+    out = tmp_path / "tuning.json"
+    first = {"recipe": "baseline", "epochs": 1, "image_size": 67, "train_photos": 8,
+             "hardware": "cpu", "backend": "tensorflow", "val_accuracy": 0.5}
+    other = first | {"recipe": "sgd"}
+    tuning.record(first, out)
+    tuning.record(other, out)
+    rows = tuning.record(first | {"val_accuracy": 0.75}, out)
+    assert rows == json.loads(out.read_text())
+    assert [(row["recipe"], row["val_accuracy"]) for row in rows] == [("sgd", 0.5),
+                                                                      ("baseline", 0.75)]
+    tuning.record(first | {"image_size": 99}, out)  # another scale is another trial
+    assert len(json.loads(out.read_text())) == 3
+
+
+@pytest.mark.parametrize("name", ["adamw", "sgd", "ema"])
+def test_tuning_compiles_the_recipes_optimizer(name):
+    config = get_profile("quick").train_config(image_size=67)
+    recipe = tuning.RECIPES[name]
+    model = build_model(dataclasses.replace(config, **recipe.overrides), steps=10)
+    tuning.compile_recipe(model, recipe, config, steps=10)
+    expected = {"adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD,
+                "ema": keras.optimizers.Adam}[name]
+    assert type(model.optimizer) is expected and model.optimizer.use_ema == recipe.ema
+    assert model.get_compile_config()["metrics"] == ["accuracy"]
+
+
+def test_pilot_split_limits_training_photos_only(processed, tmp_path):
+    split = tuning.pilot_split(processed, tmp_path / "tuning-4", 4)
+    for name in ("cat", "dog"):
+        assert len(list((split / "train" / name).glob("*.jpg"))) == 2
+        assert (sorted(p.name for p in (split / "val" / name).glob("*.jpg"))
+                == sorted(p.name for p in (processed / "val" / name).glob("*.jpg")))
+    assert not (split / "test").exists()
+    assert tuning.pilot_split(processed, tmp_path / "x", None) == processed
+
+
+def test_tuning_runs_with_its_defaults(tmp_path):
+    """As a user starts it (the full profile's 227 px AlexNet-bn), one recipe to keep it short."""
+    pets = make_petimages(tmp_path, per_class=6, size=48, bad_files=False)
+    out = tmp_path / "tuning.json"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.tuning", "--data-dir", str(pets),
+                           "--work-dir", str(tmp_path / "work"), "--recipes", "baseline",
+                           "--out", str(out), "--verbose", "0"], cwd=REPO, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    (row,) = json.loads(out.read_text())
+    assert (row["image_size"], row["epochs"], row["batch_size"]) == (
+        FULL.image_size, FULL.epochs, FULL.batch_size)
+
+
+def test_step_time_compares_each_setting_with_the_step_as_trained(capsys):
+    returned = step_time.main([*TINY_MODEL, "--steps", "1", "--warmup", "1"])
+    assert printed_json(capsys) == returned
+    found = returned["step_time"]
+    assert list(found) == list(step_time.SETTINGS)
+    assert found["as trained"]["ratio"] == 1.0 and not found["as trained"]["xla"]
+    for values in found.values():
+        assert values["images_per_s"] > 0 and values["ratio"] > 0
+    # the augmentation layers cannot be compiled by XLA, so Keras falls back
+    assert found["XLA requested"]["xla"] is False
