@@ -22,7 +22,6 @@ cheaply; only the full-scale run says what the winner reaches.
 import dataclasses
 import json
 import math
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ from helpers.data import list_images, steps_per_epoch
 from helpers.environment import describe_hardware, device_report
 from helpers.evaluation import wilson_interval
 from helpers.photos import link_subset
-from helpers.training import build_model, learning_rate_schedule
+from helpers.training import build_model, learning_rate_schedule, write_text
 from helpers.workspace import from_root, now
 
 DEFAULT_OUT = Path("results") / "tuning.json"
@@ -153,9 +152,7 @@ def record(row: dict, path: Path) -> list[dict]:
     rows = json.loads(path.read_text()) if path.exists() else []
     rows = [old for old in rows if not same_trial(old, row)] + [row]
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".tmp-{path.name}")
-    temporary.write_text(json.dumps(rows, indent=1) + "\n")
-    os.replace(temporary, path)
+    write_text(path, json.dumps(rows, indent=1) + "\n")
     return rows
 
 
