@@ -26,10 +26,12 @@ def _prepare(args: argparse.Namespace) -> None:
 
 
 def _params(args: argparse.Namespace) -> None:
+    from helpers.alexnet import INPUT_SIZE
     from helpers.params import format_table, parameter_table
 
     try:
-        table = parameter_table(args.variant, classes=args.classes, image_size=args.image_size)
+        table = parameter_table(args.variant, classes=args.classes,
+                                image_size=args.image_size or INPUT_SIZE)
     except ValueError as error:
         sys.exit(f"error: {error}")
     print(format_table(table))
@@ -127,7 +129,8 @@ def main(argv: list[str] | None = None) -> None:
     p = commands.add_parser("params", help="per-layer parameter table of an AlexNet variant")
     p.add_argument("--variant", default="original", help="original, bn or compact")
     p.add_argument("--classes", type=int, default=1000, help="1 = sigmoid head, N>1 = softmax")
-    p.add_argument("--image-size", type=int, default=227)
+    p.add_argument("--image-size", type=int,
+                   help="photo size in pixels (default: AlexNet's input size)")
     p.set_defaults(run=_params)
 
     p = commands.add_parser("links", help="rewrite Colab badges and install cells from links.py")

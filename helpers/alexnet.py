@@ -22,7 +22,11 @@ class ConvSpec:
     dropout: bool  # only used by variants with conv dropout (bn, compact)
 
 
-# The 2012 layout as Keras tutorials write it (227 x 227 x 3 input, one GPU, no LRN).
+# The input size Keras tutorials give the 2012 layout (the paper says 224; 227 makes the
+# arithmetic of conv1 work out): the default wherever the series sizes a photo.
+INPUT_SIZE = 227
+
+# The 2012 layout as Keras tutorials write it (INPUT_SIZE x INPUT_SIZE x 3, one GPU, no LRN).
 ORIGINAL_CONVS = (
     ConvSpec(96, 11, 4, "valid", pool=True, dropout=True),
     ConvSpec(256, 5, 1, "same", pool=True, dropout=True),
@@ -89,7 +93,7 @@ BATCH_NORM_MOMENTUM = 0.9
 
 
 def build_alexnet(variant: str = "bn", classes: int = 1, activation: str | None = None,
-                  image_size: int = 227, augmentation: keras.Layer | None = None,
+                  image_size: int = INPUT_SIZE, augmentation: keras.Layer | None = None,
                   weight_decay: float | None = None,
                   batch_norm_momentum: float = BATCH_NORM_MOMENTUM,
                   name: str | None = None) -> keras.Model:

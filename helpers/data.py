@@ -20,6 +20,7 @@ import keras
 import numpy as np
 from PIL import Image
 
+from helpers.alexnet import INPUT_SIZE
 from helpers.environment import process_alive
 from helpers.photos import CLASS_NAMES
 
@@ -57,7 +58,7 @@ def _resizer(image_size: int) -> keras.layers.Resizing:
                                  antialias=False)
 
 
-def load_image(path: str | Path, image_size: int = 227) -> np.ndarray:
+def load_image(path: str | Path, image_size: int = INPUT_SIZE) -> np.ndarray:
     """One photo from a file as a uint8 array (image_size, image_size, 3), as the pipeline
     makes it (decoded with PIL, so it also works without TensorFlow)."""
     with Image.open(path) as image:
@@ -76,7 +77,7 @@ def cached_in_memory(count: int, image_size: int) -> bool:
     return cache_bytes(count, image_size) <= MEMORY_CACHE_LIMIT_BYTES
 
 
-def load_split(split_dir: str | Path, image_size: int = 227, batch_size: int = 64,
+def load_split(split_dir: str | Path, image_size: int = INPUT_SIZE, batch_size: int = 64,
                shuffle: bool = False, seed: int = 42, cache: str | Path | None = "auto"):
     """A tf.data pipeline over one split: decode + resize once, cache uint8, shuffle, batch,
     prefetch. `cache="auto"` caches in memory when cached_in_memory, else in a file of this
@@ -142,8 +143,6 @@ def is_stale_cache(folder: Path) -> bool:
     pid = int(match[1])
     return pid == os.getpid() or not process_alive(pid)
 
-    return True
-
 
 def augmentation(flip: bool = True, rotation: float = 0.05, zoom: float = 0.1,
                  translation: float = 0.1, seed: int | None = None) -> keras.Sequential:
@@ -162,7 +161,7 @@ def augmentation(flip: bool = True, rotation: float = 0.05, zoom: float = 0.1,
     return keras.Sequential(layers, name="augmentation")
 
 
-def naive_batches(paths: list[Path], labels: np.ndarray, image_size: int = 227,
+def naive_batches(paths: list[Path], labels: np.ndarray, image_size: int = INPUT_SIZE,
                   batch_size: int = 64):
     """The ImageDataGenerator way: open, decode and resize every photo again in every epoch,
     one at a time, in Python. Kept only to measure the pipeline against."""

@@ -10,13 +10,15 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix
 
+from helpers.alexnet import INPUT_SIZE
 from helpers.data import list_images, load_image, load_split
 from helpers.photos import CLASS_NAMES
 
 
-def load_split_arrays(split_dir: str | Path, image_size: int = 227):
+def load_split_arrays(split_dir: str | Path, image_size: int = INPUT_SIZE):
     """All photos of a split as one uint8 array, with labels and file paths in the same order,
-    decoded and resized by the training pipeline itself (load_split, unshuffled, uncached)."""
+    decoded and resized by the training pipeline itself (load_split, unshuffled, uncached);
+    pass a model's input_size(model) to get what it was trained on."""
     paths, labels = list_images(split_dir)
     dataset = load_split(split_dir, image_size, batch_size=256, shuffle=False, cache=None)
     images = np.concatenate([np.asarray(batch) for batch, _ in dataset])
@@ -123,9 +125,15 @@ def most_confident_mistakes(labels: np.ndarray, dog_prob: np.ndarray, count: int
     return wrong[np.argsort(-confidence)][:count]
 
 
-def predict_file(model: keras.Model, path: str | Path, image_size: int = 227) -> dict:
-    """Classify one photo from disk: the end-to-end use of a saved model."""
-    image = load_image(path, image_size)
+def input_size(model: keras.Model) -> int:
+    """The photo size (height = width) a model takes, read from its input shape."""
+    return int(model.input_shape[1])
+
+
+def predict_file(model: keras.Model, path: str | Path) -> dict:
+    """Classify one photo from disk, resized to the model's input size as in training: the
+    end-to-end use of a saved model."""
+    image = load_image(path, input_size(model))
     p_dog = float(dog_probability(model, image[None])[0])
     label = CLASS_NAMES[int(p_dog >= 0.5)]
     return {"path": str(path), "label": label, "p_dog": p_dog,

@@ -7,7 +7,7 @@ Keras's own count raises, so the table in notebook 03 cannot drift from the mode
 
 import keras
 
-from helpers.alexnet import build_alexnet
+from helpers.alexnet import INPUT_SIZE, build_alexnet
 
 
 def _shape(tensor) -> tuple:
@@ -43,7 +43,7 @@ def layer_row(layer: keras.Layer) -> dict | None:
 
 
 def parameter_table(variant: str | keras.Model = "original", classes: int = 1000,
-                    image_size: int = 227) -> list[dict]:
+                    image_size: int = INPUT_SIZE) -> list[dict]:
     """Rows for every layer of a variant (or of a given model), then a "total" row."""
     model = variant if isinstance(variant, keras.Model) else build_alexnet(
         variant, classes=classes, image_size=image_size)

@@ -225,7 +225,7 @@ def _read_manifest(dest: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def _counts_line(counts: dict[str, int]) -> str:
+def counts_line(counts: dict[str, int]) -> str:
     """Photos per split as words: "17,998 train, 2,250 val, 2,250 test photos"."""
     return ", ".join(f"{counts.get(split, 0):,} {split}" for split in SPLITS) + " photos"
 
@@ -416,12 +416,13 @@ def _build(source: Path, build: Path, files: list[Listed], seed: int, val_fracti
 
 def prepare(source: str | Path, dest: str | Path, seed: int = 42, val_fraction: float = 0.1,
             test_fraction: float = 0.1, per_class_limit: int | None = None,
-            workers: int | None = None) -> dict:
+            workers: int | None = None, reuse: bool = True, verbose: bool = True) -> dict:
     """Clean SOURCE into DEST/{train,val,test}/{cat,dog}/ with manifest.csv and rejected.csv.
 
     Returns the summary (counts per split and class, kept, rejected). A DEST made from the same
-    inputs that still matches its manifest is reused. `workers`: decoding processes (default:
-    one per CPU; 1 decodes in this process).
+    inputs that still matches its manifest is reused (with `reuse` False, made again: the
+    checker runs every time). `workers`: decoding processes (default: one per CPU; 1 decodes
+    in this process). `verbose` False: no line when a DEST is reused.
     """
     if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
         raise ValueError("val and test fractions must be in [0, 1) and add up to less than 1")
@@ -436,12 +437,14 @@ def prepare(source: str | Path, dest: str | Path, seed: int = 42, val_fraction: 
         stamp = _stamp_of(dest)
         if stamp and stamp["inputs"] == inputs:
             damage = _damage(dest, stamp)
-            if not damage:
+            if not damage and reuse:
                 split_sizes = Counter(row["split"] for row in _read_manifest(dest))
-                print(f"Using the prepared split in {shown}: {_counts_line(split_sizes)} "
-                      f"(checked against {MANIFEST}).")
+                if verbose:
+                    print(f"Using the prepared split in {shown}: {counts_line(split_sizes)} "
+                          f"(checked against {MANIFEST}).")
                 return stamp["summary"]
-            print(f"{shown} does not match its {MANIFEST} ({damage}); rebuilding it.")
+            if damage:
+                print(f"{shown} does not match its {MANIFEST} ({damage}); rebuilding it.")
         elif stamp:
             print(f"{shown} was made from other photos or settings; making it again.")
         _refuse_foreign(dest, shown)
@@ -455,6 +458,6 @@ def prepare(source: str | Path, dest: str | Path, seed: int = 42, val_fraction: 
             shutil.rmtree(build, ignore_errors=True)
             raise
     split_sizes = {split: sum(n.values()) for split, n in summary["counts"].items()}
-    print(f"Prepared {shown}: {_counts_line(split_sizes)}; {summary['rejected']:,} files "
+    print(f"Prepared {shown}: {counts_line(split_sizes)}; {summary['rejected']:,} files "
           f"rejected (see {shown / REJECTED}), {summary['reencoded']:,} re-encoded as RGB JPEG.")
     return summary

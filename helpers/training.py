@@ -24,7 +24,13 @@ from pathlib import Path
 
 import keras
 
-from helpers.alexnet import BATCH_NORM_MOMENTUM, build_alexnet, head_activation, head_loss
+from helpers.alexnet import (
+    BATCH_NORM_MOMENTUM,
+    INPUT_SIZE,
+    build_alexnet,
+    head_activation,
+    head_loss,
+)
 from helpers.data import augmentation, list_images, load_split, steps_per_epoch
 from helpers.environment import choose_precision, describe_hardware, device_report, gpus
 from helpers.photos import find_photos, link_or_copy, link_subset
@@ -55,7 +61,7 @@ class TrainConfig:
     zoom: float = 0.1
     translation: float = 0.1
     patience: int = 4
-    image_size: int = 227
+    image_size: int = INPUT_SIZE
     precision: str = "auto"
     seed: int = 42
 

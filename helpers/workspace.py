@@ -163,11 +163,15 @@ def start(profile: str, data_dir: str | Path | None, seed: int = 42, work_dir: s
     keep_archive = work / "archive" if work != local else None  # on Drive: download once
     source = None if data_dir is None else locate_photos(data_dir, keep_archive)
     run = Run(chosen, work, local, source, seed)
+    photos = ""  # the split's size, when made or checked here
     if source is not None and prepare_split:
-        from helpers.prepare import prepare
+        from helpers.prepare import counts_line, prepare
 
-        prepare(source, run.processed, seed=seed, per_class_limit=chosen.per_class_limit)
-    print(f"profile {chosen.name}: work folder {describe_folder(work)}"
+        summary = prepare(source, run.processed, seed=seed,
+                          per_class_limit=chosen.per_class_limit, verbose=False)
+        photos = counts_line({split: sum(n.values()) for split, n in summary["counts"].items()})
+        photos += "; "
+    print(f"profile {chosen.name}: {photos}work folder: {describe_folder(work)}"
           + ("" if work == local else f", split on local disk {describe_folder(local)}"))
     if is_colab() and not str(work).startswith(str(DRIVE_MOUNT)):
         print("Not on Drive: the model and results go when this Colab runtime is recycled "
@@ -182,7 +186,7 @@ def describe_folder(folder: Path) -> str:
         return str(folder)
     root = project_root()
     if folder.is_relative_to(root):
-        return folder.relative_to(root).as_posix() or "."
+        return folder.relative_to(root).as_posix() or "the repository's root"
     return os.path.relpath(folder)
 
 

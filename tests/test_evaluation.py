@@ -14,6 +14,7 @@ from fixtures import make_petimages
 from scipy.stats import binomtest
 from sklearn.metrics import confusion_matrix, precision_score, recall_score
 
+from helpers.data import load_image
 from helpers.evaluation import (
     accuracy,
     accuracy_interval,
@@ -154,11 +155,14 @@ def test_dog_probability_reads_both_heads_and_flip_tta_averages_the_mirror():
     assert dog_probability(two_units, images) == pytest.approx(probabilities[:, 1])
 
 
-def test_predict_file_answers_for_one_photo(split):
+def test_predict_file_resizes_to_the_models_input_size(split):
     path = next((split / "test" / "dog").glob("*.jpg"))
-    answer = predict_file(LeftHalfBrightness(), path, image_size=64)
-    assert answer["label"] in ("cat", "dog")
-    assert 0 <= answer["p_dog"] <= 1
+    inputs = keras.Input((64, 64, 3))
+    model = keras.Model(inputs, LeftHalfBrightness()(inputs))
+    answer = predict_file(model, path)
+    pixels = load_image(path, 64)  # what the training pipeline makes of the photo at 64 px
+    assert answer["p_dog"] == pytest.approx(pixels[:, :32].mean() / 255, abs=1e-6)
+    assert answer["label"] == ("dog" if answer["p_dog"] >= 0.5 else "cat")
     assert answer["confidence"] == pytest.approx(max(answer["p_dog"], 1 - answer["p_dog"]))
 
 

@@ -246,6 +246,25 @@ def test_rerun_on_finished_dest_reuses_it_after_checking(prepared, capsys, monke
     assert listing(dest) == before  # same files, sizes, mtimes (manifest included), inodes
 
 
+def test_reuse_false_checks_every_file_again_and_verbose_false_is_silent(tmp_path, capsys,
+                                                                        monkeypatch):
+    source = make_petimages(tmp_path / "photos", per_class=6, size=24)
+    dest = tmp_path / "out"
+    first = prepare(source, dest, workers=1)
+    assert first["rejected"] > 0
+    prepare(source, dest, workers=1, verbose=False)
+    assert capsys.readouterr().out.splitlines()[-1].startswith("Prepared ")  # the first call's
+    checked = []
+    real_check = prepare_module.check_file
+    monkeypatch.setattr(prepare_module, "check_file",
+                        lambda *args, **kwargs: checked.append(args) or real_check(*args, **kwargs))
+    again = prepare(source, dest, workers=1, reuse=False)
+    assert len(checked) == first["kept"] + first["rejected"]  # every file decoded again
+    assert again == first
+    assert capsys.readouterr().out.startswith(f"Prepared {dest}: ")
+    assert (dest / "rejected.csv").read_text().count("\n") == first["rejected"] + 1
+
+
 def test_rerun_with_other_inputs_redoes_the_split(prepared, capsys):
     source, dest, summary = prepared
     manifest = (dest / "manifest.csv").read_text()
