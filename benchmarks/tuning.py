@@ -135,7 +135,8 @@ def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> di
         "val_accuracy_per_epoch": per_epoch, "minutes": seconds / 60,
         "images_per_s": clock.images / clock.train_seconds if clock.train_seconds else 0.0,
         "epochs": config.epochs, "image_size": config.image_size,
-        "train_photos": train_count, "val_photos": val_count, "batch_size": config.batch_size,
+        "pilot_image_size": base.image_size, "train_photos": train_count,
+        "val_photos": val_count, "batch_size": config.batch_size,
         "precision": precision, "hardware": describe_hardware(device_report()),
         "backend": keras.backend.backend(), "date": now(),
     }

@@ -22,20 +22,20 @@ def layer_row(layer: keras.Layer) -> dict | None:
         return None
     in_shape, out_shape = _shape(layer.input), _shape(layer.output)
     row = {"layer": layer.name, "type": type(layer).__name__, "kernel": "", "d": "", "k": "",
-           "output": "×".join(str(n) for n in out_shape), "formula": "0", "value": 0,
+           "output": "×".join(f"{n:,}" for n in out_shape), "formula": "0", "value": 0,
            "keras": layer.count_params(),
            "trainable": sum(int(w.numpy().size) for w in layer.trainable_weights), "macs": 0}
     if isinstance(layer, keras.layers.Conv2D):
         w, h = layer.kernel_size
         d, k = in_shape[-1], layer.filters
-        row.update(kernel=f"{w}×{h}", d=d, k=k, formula=f"({w}·{h}·{d} + 1)·{k}",
+        row.update(kernel=f"{w}×{h}", d=d, k=k, formula=f"({w}·{h}·{d:,} + 1)·{k:,}",
                    value=(w * h * d + 1) * k, macs=out_shape[0] * out_shape[1] * k * w * h * d)
     elif isinstance(layer, keras.layers.Dense):
         d, k = in_shape[-1], layer.units
-        row.update(d=d, k=k, formula=f"({d} + 1)·{k}", value=(d + 1) * k, macs=d * k)
+        row.update(d=d, k=k, formula=f"({d:,} + 1)·{k:,}", value=(d + 1) * k, macs=d * k)
     elif isinstance(layer, keras.layers.BatchNormalization):
         k = in_shape[-1]
-        row.update(k=k, formula=f"4·{k}", value=4 * k)
+        row.update(k=k, formula=f"4·{k:,}", value=4 * k)
     if row["value"] != row["keras"]:
         raise AssertionError(f"{layer.name}: formula {row['formula']} = {row['value']:,} but "
                              f"Keras counts {row['keras']:,}")

@@ -78,10 +78,16 @@ def comparison_table(metrics: dict, accuracy_key: str = "test_accuracy",
     return table
 
 
-def trial_scale(row: dict) -> str:
+def trial_scale(row: dict, image_size_key: str = "image_size") -> str:
     """The scale a tuning trial ran at, in words."""
-    return (f"{row['epochs']} epochs, {row['image_size']} px, "
+    return (f"{row['epochs']} epochs, {row[image_size_key]} px, "
             f"{row['train_photos']:,} training photos")
+
+
+def pilot_of(row: dict) -> str:
+    """The pilot a trial belongs to: its scale at the size the pilot was run with, so that a
+    recipe changing the size (size-180) is set against the baseline of its own pilot."""
+    return trial_scale(row, "pilot_image_size" if "pilot_image_size" in row else "image_size")
 
 
 def tuning_table(rows: list[dict]) -> pd.DataFrame:
@@ -94,7 +100,10 @@ def tuning_table(rows: list[dict]) -> pd.DataFrame:
         "best epoch's": f"{row['best_epoch_val_accuracy']:.1%}",
         "scale": trial_scale(row),
         "minutes": f"{row['minutes']:,.1f}", "photos/s": f"{row['images_per_s']:,.0f}",
-        "hardware": f"{row['hardware']}, {row['precision']}"} for row in rows])
+        "hardware": f"{row['hardware']}, {row['precision']}",
+        "note": row.get("note", "")} for row in rows])
+    if not table["note"].any():
+        table = table.drop(columns="note")
     return table.set_index("recipe")
 
 
@@ -102,8 +111,9 @@ def tuning_summary(rows: list[dict]) -> list[str]:
     """One sentence per scale tried: the baseline, how far a second seed moved it (the noise a
     difference must beat), and each other recipe's difference from the baseline."""
     lines = []
-    for scale in dict.fromkeys(trial_scale(row) for row in rows):
-        found = {row["recipe"]: row["val_accuracy"] for row in rows if trial_scale(row) == scale}
+    for scale in dict.fromkeys(pilot_of(row) for row in rows):
+        pilot = {row["recipe"]: row for row in rows if pilot_of(row) == scale}
+        found = {recipe: row["val_accuracy"] for recipe, row in pilot.items()}
         base, seed = found.pop("baseline", None), found.pop("baseline-seed43", None)
         parts = [f"baseline {base:.1%}"] if base is not None else []
         noise = None
@@ -117,6 +127,10 @@ def tuning_summary(rows: list[dict]) -> list[str]:
                 continue
             verdict = ("" if noise is None else
                        ", more than chance" if abs(accuracy - base) > noise else ", within chance")
+            row, baseline = pilot[recipe], pilot["baseline"]
+            if row["image_size"] != baseline["image_size"]:  # a faster or slower step
+                verdict += (f", at {row['image_size']} px in "
+                            f"{row['minutes'] / baseline['minutes']:.2f}× the baseline's minutes")
             parts.append(f"{recipe} {(accuracy - base) * 100:+.1f} points{verdict}")
         lines.append(f"{scale}: " + "; ".join(parts))
     return lines

@@ -94,7 +94,7 @@ def test_output_shapes_for_227_input():
     assert shapes["output"] == (2,)
     table_outputs = {r["layer"]: r["output"] for r in parameter_table(model)}
     assert table_outputs["pool5"] == "6×6×256"
-    assert table_outputs["flatten"] == "9216"
+    assert table_outputs["flatten"] == "9,216"
 
 
 def test_dense_layers_hold_the_parameters_and_convolutions_the_compute():

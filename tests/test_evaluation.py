@@ -205,3 +205,16 @@ def test_tuning_summary_sets_each_difference_against_the_seed_noise():
     assert large.endswith("baseline 90.0%; sgd +0.5 points")
     assert tuning_summary([trial("sgd", 0.7)]) == [
         "4 epochs, 128 px, 5,000 training photos: sgd 70.0%"]
+
+
+def test_a_recipe_that_changes_the_size_is_set_against_its_own_pilots_baseline():
+    faster = {**trial("size-180", 0.91, image_size=180), "pilot_image_size": 227,
+              "minutes": 5.65, "note": "one run"}
+    rows = [{**trial("baseline", 0.90, image_size=227), "pilot_image_size": 227}, faster]
+    assert tuning_summary(rows) == [
+        "4 epochs, 227 px, 5,000 training photos: baseline 90.0%; size-180 +1.0 points, at "
+        "180 px in 0.50× the baseline's minutes"]
+    table = tuning_table(rows)
+    assert table.loc["size-180", "scale"] == "4 epochs, 180 px, 5,000 training photos"
+    assert table.loc["size-180", "note"] == "one run" and table.loc["baseline", "note"] == ""
+    assert "note" not in tuning_table(rows[:1]).columns
