@@ -139,12 +139,17 @@ def check_file(source: Path, rel: str, label: str) -> Checked:
     return Checked(rel, label, digest, "", not clean_jpeg)
 
 
+PROGRESS_FROM = 1000  # files: fewer decode in a second or two, and a bar would be noise
+
+
 def _check_all(source: Path, files: list[Listed], workers: int | None) -> list[Checked]:
-    """check_file on every listed file that can be read, in listing order, with a progress bar;
-    in worker processes, or in this process when `workers` is 1."""
+    """check_file on every listed file that can be read, in listing order, with a progress bar
+    when there are enough to wait for; in worker processes, or in this process when `workers`
+    is 1."""
     readable = [f for f in files if not f.problem]
     args = ([source] * len(readable), [f.path for f in readable], [f.label for f in readable])
-    bar = {"total": len(readable), "desc": "decoding", "unit": "file", "mininterval": 5}
+    bar = {"total": len(readable), "desc": "decoding", "unit": "file", "mininterval": 5,
+           "disable": len(readable) < PROGRESS_FROM}
     if workers == 1:
         checked = iter(list(tqdm(map(check_file, *args), **bar)))
     else:

@@ -185,8 +185,10 @@ def describe_folder(folder: Path) -> str:
     if folder.is_relative_to(DRIVE_MOUNT):
         return str(folder)
     root = project_root()
+    if folder == root:
+        return "the repository's root"
     if folder.is_relative_to(root):
-        return folder.relative_to(root).as_posix() or "the repository's root"
+        return folder.relative_to(root).as_posix()
     return os.path.relpath(folder)
 
 
