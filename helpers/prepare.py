@@ -38,6 +38,7 @@ from helpers.photos import CLASS_NAMES, SPLITS, class_of, find_source, link_or_c
 STAMP = "prepare.json"
 MANIFEST = "manifest.csv"
 REJECTED = "rejected.csv"
+PROGRESS_FROM = 1000  # files: fewer decode in a second or two, and a bar would be noise
 MANIFEST_HEADER = ["path", "label", "split", "output", "bytes"]
 
 
@@ -137,9 +138,6 @@ def check_file(source: Path, rel: str, label: str) -> Checked:
         return Checked(rel, label, digest, reason, False)
     clean_jpeg = fmt == "JPEG" and mode == "RGB" and data.rstrip(b"\0").endswith(b"\xff\xd9")
     return Checked(rel, label, digest, "", not clean_jpeg)
-
-
-PROGRESS_FROM = 1000  # files: fewer decode in a second or two, and a bar would be noise
 
 
 def _check_all(source: Path, files: list[Listed], workers: int | None) -> list[Checked]:

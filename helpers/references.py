@@ -78,16 +78,16 @@ def comparison_table(metrics: dict, accuracy_key: str = "test_accuracy",
     return table
 
 
-def trial_scale(row: dict, image_size_key: str = "image_size") -> str:
+def trial_scale(row: dict) -> str:
     """The scale a tuning trial ran at, in words."""
-    return (f"{row['epochs']} epochs, {row[image_size_key]} px, "
+    return (f"{row['epochs']} epochs, {row['image_size']} px, "
             f"{row['train_photos']:,} training photos")
 
 
 def pilot_of(row: dict) -> str:
     """The pilot a trial belongs to: its scale at the size the pilot was run with, so that a
     recipe changing the size (size-180) is set against the baseline of its own pilot."""
-    return trial_scale(row, "pilot_image_size" if "pilot_image_size" in row else "image_size")
+    return trial_scale({**row, "image_size": row.get("pilot_image_size", row["image_size"])})
 
 
 def tuning_table(rows: list[dict]) -> pd.DataFrame:
