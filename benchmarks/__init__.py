@@ -5,6 +5,6 @@ photos; each module also runs on its own (`python -m benchmarks.pipeline --help`
 Every benchmark prints a readable table and, as its last line, one JSON object.
 """
 
-from helpers.environment import quiet_logs
+from helpers.environment import load_keras
 
-quiet_logs()  # before any benchmark module imports keras (via helpers) or tensorflow
+load_keras()  # before any benchmark module imports keras (via helpers) or tensorflow

@@ -54,6 +54,9 @@ def _shown(path: Path) -> str:
 
 
 def _train(args: argparse.Namespace) -> None:
+    from helpers.environment import load_keras
+
+    load_keras()  # before helpers.training imports keras
     from helpers.training import RunStateError, describe_summary, train
     from helpers.workspace import get_profile
 

@@ -376,3 +376,18 @@ def test_step_time_compares_each_setting_with_the_step_as_trained(capsys):
         assert values["images_per_s"] > 0 and values["ratio"] > 0
     # the augmentation layers cannot be compiled by XLA, so Keras falls back
     assert found["XLA requested"]["xla"] is False
+    # each setting ran in its own process: only the oneDNN one with oneDNN off
+    assert [name for name, values in found.items() if not values["onednn"]] == [
+        "oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)"]
+
+
+def test_step_time_times_the_step_as_trained_first_whatever_is_asked(capsys):
+    returned = step_time.main([*TINY_MODEL, "--steps", "1", "--warmup", "1", "--settings",
+                               "twice the batch"])
+    assert list(returned["step_time"]) == ["as trained", "twice the batch"]
+
+
+def test_step_time_here_needs_exactly_one_setting(capsys):
+    with pytest.raises(SystemExit):
+        step_time.main([*TINY_MODEL, "--here"])
+    assert "exactly one setting" in capsys.readouterr().err

@@ -226,3 +226,18 @@ def test_hardware_line_names_the_cpu_model():
     report = {"gpus": [], "cpu": cpu_model(), "cpu_cores": 2, "cpu_bf16": False}
     assert cpu_model() and cpu_model() in describe_hardware(report)
     assert describe_hardware({**report, "cpu_bf16": True}).endswith("2 cores, bf16)")
+
+
+LOADED_ONEDNN = ("from helpers.environment import device_report, load_keras; load_keras(); "
+                 "print(device_report()['onednn'])")
+
+
+@pytest.mark.parametrize("given, expected", [(None, "True"), ("0", "False")])
+def test_load_keras_turns_onednn_on_unless_the_user_chose(given, expected):
+    env = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
+    if given is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = given
+    done = subprocess.run([sys.executable, "-c", LOADED_ONEDNN], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == expected
