@@ -1,7 +1,7 @@
 """All the benchmarks in one run on the same photos: input pipeline, precision, step time,
-peak memory (and, with --time-to-accuracy, time to accuracy). Prints one table and, last, one
-JSON object with every key; --json-out also writes it to a file (`make bench` uses
-results/benchmarks.json).
+time per layer, peak memory (and, with --time-to-accuracy, time to accuracy). Prints one table
+and, last, one JSON object with every key; --json-out also writes it to a file (`make bench`
+uses results/benchmarks.json).
 
     python -m benchmarks --data-dir data/raw [--max-photos N] [--memory-steps N]
         [--time-to-accuracy]
@@ -9,7 +9,7 @@ results/benchmarks.json).
 
 import argparse
 
-from benchmarks import memory, pipeline, precision, step_time
+from benchmarks import layer_time, memory, pipeline, precision, step_time
 from benchmarks.common import (
     add_config_args,
     add_data_args,
@@ -38,8 +38,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-steps", type=int, default=None,
                         help="memory: fill the training cache, then train only this many steps "
                              "(default: one whole epoch)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=("pipeline", "precision",
-                                                                  "step_time", "memory"))
+    parser.add_argument("--skip", nargs="*", default=[], choices=(
+        "pipeline", "precision", "step_time", "layer_time", "memory"))
     parser.add_argument("--time-to-accuracy", action="store_true",
                         help="also train to the target accuracy (hours on a CPU)")
     parser.add_argument("--time-limit", type=float, default=None,
@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> dict:
         found = step_time.run(config, args.steps, args.warmup)
         result.update(found)
         rows += step_time.rows(found)
+    if "layer_time" not in args.skip:
+        found = layer_time.run(config, args.steps, args.warmup)
+        result.update(found)
+        rows += layer_time.rows(found)
     if "memory" not in args.skip:
         found = memory.run(processed, work_dir, config, args.memory_steps)
         result.update(found)

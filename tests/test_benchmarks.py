@@ -15,7 +15,16 @@ import keras
 import pytest
 from fixtures import make_petimages
 
-from benchmarks import memory, pipeline, precision, run_all, step_time, time_to_accuracy, tuning
+from benchmarks import (
+    layer_time,
+    memory,
+    pipeline,
+    precision,
+    run_all,
+    step_time,
+    time_to_accuracy,
+    tuning,
+)
 from benchmarks.common import (
     config_from,
     format_table,
@@ -267,6 +276,9 @@ DEFAULT_RUNS = {
     "benchmarks.step_time": (FEWER_STEPS[:4], {"step_time_variant": FULL.variant,
                                                "step_time_image_size": FULL.image_size,
                                                "step_time_batch_size": FULL.batch_size}),
+    "benchmarks.layer_time": (FEWER_STEPS[:4], {"layer_time_variant": FULL.variant,
+                                                "layer_time_image_size": FULL.image_size,
+                                                "layer_time_batch_size": FULL.batch_size}),
     "benchmarks.memory": ([], {"memory_variant": FULL.variant, "memory_steps": None,
                                "memory_image_size": FULL.image_size,
                                "memory_batch_size": FULL.batch_size}),
@@ -283,7 +295,8 @@ DEFAULT_RUNS = {
 def test_every_benchmark_runs_with_its_defaults(module, tmp_path):
     pets = make_petimages(tmp_path, per_class=10, size=48, bad_files=False)
     args, expected = DEFAULT_RUNS[module]
-    if module not in ("benchmarks.precision", "benchmarks.step_time"):  # need no photos
+    if module not in ("benchmarks.precision", "benchmarks.step_time",
+                      "benchmarks.layer_time"):  # these need no photos
         args = ["--data-dir", str(pets), "--work-dir", str(tmp_path / "work"), *args]
     done = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True,
                           text=True, timeout=900)
@@ -391,3 +404,17 @@ def test_step_time_here_needs_exactly_one_setting(capsys):
     with pytest.raises(SystemExit):
         step_time.main([*TINY_MODEL, "--here"])
     assert "exactly one setting" in capsys.readouterr().err
+
+
+def test_layer_time_times_every_layer_beside_its_multiply_accumulates(capsys):
+    returned = layer_time.main([*TINY_MODEL, "--steps", "1", "--warmup", "1"])
+    printed = capsys.readouterr().out
+    assert last_json(printed) == returned
+    tiny = dataclasses.replace(FULL, variant="compact", image_size=67, batch_size=4)
+    model = build_model(tiny, steps=1)
+    layers = returned["layer_time"]
+    assert [row["layer"] for row in layers] == [layer.name for layer in model.layers[1:]]
+    assert all(row["ms"] > 0 for row in layers) and returned["layer_time_step_ms"] > 0
+    macs = {row["layer"]: row["macs"] for row in layers}
+    assert macs["conv1"] > 0 and macs["fc7"] > 0 and macs["conv1_relu"] == 0
+    assert "all layers alone" in printed and "of the MACs" in printed
