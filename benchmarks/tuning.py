@@ -7,9 +7,10 @@ at --image-size, and is judged on the whole validation split. The test split is 
 
 Each result is one row of results/tuning.json (or --out): the recipe, what changed, the
 validation accuracy at the end of training and its 95% interval, the best epoch's, minutes,
-images/s, the CPU or GPU, and the pilot's scale. A row replaces an earlier one of the same
-recipe, scale and hardware; the file is rewritten atomically after every recipe, so an
-interrupted tuning keeps what it finished. Notebook 05 shows the table.
+images/s, the CPU or GPU (and whether oneDNN was asked for), and the pilot's scale. A row
+replaces an earlier one of the same recipe, scale and hardware; the file is rewritten
+atomically after every recipe, so an interrupted tuning keeps what it finished. Notebook 05
+shows the table.
 
 Why: a recipe change earns its place by a measured gain on validation, with the noise (the
 interval, and the baseline trained with a second seed) beside it. Short pilots rank recipes
@@ -74,6 +75,9 @@ RECIPES = {
                                {"batch_norm_momentum": 0.99}),
     "no-smoothing": Recipe("label smoothing 0 instead of 0.05", {"label_smoothing": 0.0}),
     "size-180": Recipe("the photos' own 180 px instead of upscaling to 227", {"image_size": 180}),
+    "less-dropout": Recipe("less dropout: none after the convolutions (0.1 before), 0.3 after "
+                           "fc6 and fc7 (0.5 before)", {"conv_dropout": 0.0,
+                                                        "dense_dropout": 0.3}),
 }
 PILOT_RECIPES = ("baseline", "bn-momentum-0.99", "baseline-seed43", "adamw", "sgd", "ema")
 
@@ -126,6 +130,7 @@ def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> di
         final = (model.evaluate(*val, batch_size=config.batch_size, verbose=0, return_dict=True)
                  if isinstance(val, tuple) else model.evaluate(val, verbose=0, return_dict=True))
     val_count = len(list_images(processed / "val")[0])
+    report = device_report()
     accuracy = float(final["accuracy"])  # after fit: the averaged weights, for an EMA recipe
     low, high = wilson_interval(round(accuracy * val_count), val_count)
     per_epoch = [float(value) for value in history.history["val_accuracy"]]
@@ -137,14 +142,14 @@ def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> di
         "epochs": config.epochs, "image_size": config.image_size,
         "pilot_image_size": base.image_size, "train_photos": train_count,
         "val_photos": val_count, "batch_size": config.batch_size,
-        "precision": precision, "hardware": describe_hardware(device_report()),
-        "backend": keras.backend.backend(), "date": now(),
+        "precision": precision, "hardware": describe_hardware(report),
+        "onednn": report.get("onednn", False), "backend": keras.backend.backend(), "date": now(),
     }
 
 
 def same_trial(a: dict, b: dict) -> bool:
     """Rows of one recipe at one scale on one machine (a newer one replaces the older)."""
-    keys = ("recipe", "epochs", "image_size", "train_photos", "hardware", "backend")
+    keys = ("recipe", "epochs", "image_size", "train_photos", "hardware", "onednn", "backend")
     return all(a.get(key) == b.get(key) for key in keys)
 
 

@@ -96,15 +96,19 @@ def build_alexnet(variant: str = "bn", classes: int = 1, activation: str | None 
                   image_size: int = INPUT_SIZE, augmentation: keras.Layer | None = None,
                   weight_decay: float | None = None,
                   batch_norm_momentum: float = BATCH_NORM_MOMENTUM,
+                  conv_dropout: float | None = None, dense_dropout: float | None = None,
                   name: str | None = None) -> keras.Model:
     """AlexNet for raw 0-255 RGB input. `classes=1` gives a sigmoid P(dog) head, N > 1 a
-    softmax over N classes; `augmentation` (a layer) runs first, in training only."""
+    softmax over N classes; `augmentation` (a layer) runs first, in training only. Weight decay
+    and dropout rates left at None are the variant's."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
     spec = VARIANTS[variant]
     activation = head_activation(classes, activation)
     decay = spec.weight_decay if weight_decay is None else weight_decay
     regularizer = keras.regularizers.L2(decay) if decay else None
+    conv_rate = spec.conv_dropout if conv_dropout is None else conv_dropout
+    dense_rate = spec.dense_dropout if dense_dropout is None else dense_dropout
 
     inputs = keras.Input((image_size, image_size, 3), name="rgb_0_255")
     x = augmentation(inputs) if augmentation is not None else inputs
@@ -116,14 +120,15 @@ def build_alexnet(variant: str = "bn", classes: int = 1, activation: str | None 
         x = _activate(x, spec.batch_norm, batch_norm_momentum, f"conv{i}")
         if conv.pool:
             x = keras.layers.MaxPooling2D(3, strides=2, name=f"pool{i}")(x)
-        if conv.dropout and spec.conv_dropout:
-            x = keras.layers.Dropout(spec.conv_dropout, name=f"drop_conv{i}")(x)
+        if conv.dropout and conv_rate:
+            x = keras.layers.Dropout(conv_rate, name=f"drop_conv{i}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     for i, units in enumerate(ORIGINAL_DENSE, start=6):
         x = keras.layers.Dense(max(8, round(units * spec.width)), kernel_regularizer=regularizer,
                                name=f"fc{i}")(x)
         x = _activate(x, spec.batch_norm, batch_norm_momentum, f"fc{i}")
-        x = keras.layers.Dropout(spec.dense_dropout, name=f"drop_fc{i}")(x)
+        if dense_rate:
+            x = keras.layers.Dropout(dense_rate, name=f"drop_fc{i}")(x)
     # The output stays float32 under mixed precision so probabilities and the loss are exact.
     outputs = keras.layers.Dense(classes, activation=activation, dtype="float32", name="output")(x)
     return keras.Model(inputs, outputs, name=name or f"alexnet_{variant}")

@@ -86,8 +86,10 @@ def trial_scale(row: dict) -> str:
 
 def pilot_of(row: dict) -> str:
     """The pilot a trial belongs to: its scale at the size the pilot was run with, so that a
-    recipe changing the size (size-180) is set against the baseline of its own pilot."""
-    return trial_scale({**row, "image_size": row.get("pilot_image_size", row["image_size"])})
+    recipe changing the size (size-180) is set against the baseline of its own pilot, and
+    whether TensorFlow ran with oneDNN asked for (its kernels change the arithmetic's order)."""
+    scale = trial_scale({**row, "image_size": row.get("pilot_image_size", row["image_size"])})
+    return scale + (", oneDNN on" if row.get("onednn") else "")
 
 
 def tuning_table(rows: list[dict]) -> pd.DataFrame:
@@ -100,7 +102,8 @@ def tuning_table(rows: list[dict]) -> pd.DataFrame:
         "best epoch's": f"{row['best_epoch_val_accuracy']:.1%}",
         "scale": trial_scale(row),
         "minutes": f"{row['minutes']:,.1f}", "photos/s": f"{row['images_per_s']:,.0f}",
-        "hardware": f"{row['hardware']}, {row['precision']}",
+        "hardware": f"{row['hardware']}, {row['precision']}"
+                    + (", oneDNN on" if row.get("onednn") else ""),
         "note": row.get("note", "")} for row in rows])
     if not table["note"].any():
         table = table.drop(columns="note")

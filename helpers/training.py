@@ -56,6 +56,8 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.05
     weight_decay: float | None = None  # None = the variant's default
+    conv_dropout: float | None = None  # None = the variant's default (bn: 0.1)
+    dense_dropout: float | None = None  # None = the variant's default (0.5, as in the paper)
     batch_norm_momentum: float = BATCH_NORM_MOMENTUM  # not Keras's 0.99, which lags
     rotation: float = 0.05
     zoom: float = 0.1
@@ -460,6 +462,7 @@ def build_model(config: TrainConfig, steps: int, seed: int | None = None) -> ker
     model = build_alexnet(
         config.variant, classes=config.classes, image_size=config.image_size,
         weight_decay=config.weight_decay, batch_norm_momentum=config.batch_norm_momentum,
+        conv_dropout=config.conv_dropout, dense_dropout=config.dense_dropout,
         augmentation=augmentation(rotation=config.rotation, zoom=config.zoom,
                                   translation=config.translation,
                                   seed=config.seed if seed is None else seed))

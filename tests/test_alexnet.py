@@ -170,6 +170,19 @@ def test_batch_norm_keeps_short_moving_averages_unless_told_otherwise():
     assert momenta(build_alexnet("original")) == set()
 
 
+def test_dropout_rates_are_the_variants_unless_told_otherwise():
+    def rates(model):
+        return {layer.name: layer.rate for layer in model.layers
+                if isinstance(layer, keras.layers.Dropout)}
+
+    assert rates(build_alexnet("compact", image_size=99)) == {
+        "drop_conv1": 0.1, "drop_conv2": 0.1, "drop_conv5": 0.1, "drop_fc6": 0.5,
+        "drop_fc7": 0.5}
+    assert rates(build_alexnet("compact", image_size=99, conv_dropout=0.0,
+                               dense_dropout=0.3)) == {"drop_fc6": 0.3, "drop_fc7": 0.3}
+    assert rates(build_alexnet("original", image_size=99, dense_dropout=0.0)) == {}
+
+
 def test_model_takes_raw_pixels_with_rescaling_inside():
     plain = build_alexnet("compact", classes=1, image_size=99)
     assert isinstance(plain.layers[0], keras.layers.InputLayer)

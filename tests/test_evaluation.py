@@ -218,3 +218,13 @@ def test_a_recipe_that_changes_the_size_is_set_against_its_own_pilots_baseline()
     assert table.loc["size-180", "scale"] == "4 epochs, 180 px, 5,000 training photos"
     assert table.loc["size-180", "note"] == "one run" and table.loc["baseline", "note"] == ""
     assert "note" not in tuning_table(rows[:1]).columns
+
+
+def test_trials_with_onednn_are_a_pilot_of_their_own():
+    rows = [trial("baseline", 0.80), {**trial("baseline", 0.81), "onednn": True},
+            {**trial("less-dropout", 0.83), "onednn": True}]
+    without, with_onednn = tuning_summary(rows)
+    assert without == "4 epochs, 128 px, 5,000 training photos: baseline 80.0%"
+    assert with_onednn == ("4 epochs, 128 px, 5,000 training photos, oneDNN on: baseline 81.0%; "
+                           "less-dropout +2.0 points")
+    assert tuning_table(rows[1:]).loc["less-dropout", "hardware"].endswith("float32, oneDNN on")
