@@ -1,9 +1,10 @@
 """Tuning on the validation split: train each recipe the same way and record what it reached.
 
-A recipe is the full profile's run (workspace.get_profile("full").train_config()) with a few
-settings changed, and optionally another optimizer or an average of the weights. Every recipe
-trains for --epochs on the first --train-photos training photos (half per class; default: all)
-at --image-size, and is judged on the whole validation split. The test split is never read.
+A recipe is the full profile's run (workspace.get_profile("full").train_config()) with the
+variant's dropout rates (PILOT_BASE) and a few settings changed, and optionally another
+optimizer or an average of the weights. Every recipe trains for --epochs on the first
+--train-photos training photos (half per class; default: all) at --image-size, and is judged on
+the whole validation split. The test split is never read.
 
 Each result is one row of results/tuning.json (or --out): the recipe, what changed, the
 validation accuracy at the end of training and its 95% interval, the best epoch's, minutes,
@@ -61,8 +62,9 @@ class Recipe:
 
 
 RECIPES = {
-    "baseline": Recipe("the full profile's recipe: Adam 1e-3 with warm-up + cosine, L2 2e-4 in "
-                       "the layers, label smoothing 0.05, batch-norm momentum 0.9"),
+    "baseline": Recipe("the recipe the pilots started from: Adam 1e-3 with warm-up + cosine, L2 "
+                       "2e-4 in the layers, label smoothing 0.05, batch-norm momentum 0.9, the "
+                       "variant's dropout"),
     "baseline-seed43": Recipe("the same, another seed: how far chance alone moves a result",
                               {"seed": 43}),
     "adamw": Recipe("AdamW: weight decay 0.05 decoupled from the gradient, no L2 in the layers",
@@ -79,6 +81,9 @@ RECIPES = {
                            "fc6 and fc7 (0.5 before)", {"conv_dropout": 0.0,
                                                         "dense_dropout": 0.3}),
 }
+# What every recipe starts from, given the full profile's config: the variant's dropout rates,
+# as when the pilots began (the full profile has since taken less-dropout's).
+PILOT_BASE = {"conv_dropout": None, "dense_dropout": None}
 PILOT_RECIPES = ("baseline", "bn-momentum-0.99", "baseline-seed43", "adamw", "sgd", "ema")
 
 
@@ -115,7 +120,7 @@ def pilot_split(processed: Path, dest: Path, train_photos: int | None) -> Path:
 def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> dict:
     """Train recipe `name` from `base` (a TrainConfig) on processed/train; its result row."""
     recipe = RECIPES[name]
-    config = dataclasses.replace(base, **recipe.overrides)
+    config = dataclasses.replace(base, **{**PILOT_BASE, **recipe.overrides})
     with training_session(processed, config) as (train_count, precision):
         train_kwargs, val_kwargs = fit_data(processed, config, choose_loader("auto"))
         steps = steps_per_epoch(train_count, config.batch_size)
