@@ -12,7 +12,10 @@ in one run so the ratios compare like with like on this machine:
 * 180 px: the shared photos' own size instead of upscaling to 227 px;
 * twice the batch;
 * oneDNN off: TF_ENABLE_ONEDNN_OPTS=0 (helpers.environment.load_keras turns oneDNN's CPU
-  kernels on; TensorFlow alone does so only on CPUs with AVX-512 VNNI or newer).
+  kernels on; TensorFlow alone does so only on CPUs with AVX-512 VNNI or newer). Timed by
+  default only in float32: a CPU with bfloat16 has VNNI, so TensorFlow uses oneDNN there
+  anyway, and bfloat16 without oneDNN's kernels crawls (on a 2-core AMD EPYC with AVX-512
+  BF16, 23 such steps had not finished after 10 minutes; the step as trained takes 1 s).
 
 Why: on a CPU the hour-long run is all step time, so each lever is worth knowing as a ratio
 before a training run spends an hour on it.
@@ -42,6 +45,12 @@ SETTINGS = {  # name: (the TrainConfig fields it changes, given the full profile
                                              {"TF_ENABLE_ONEDNN_OPTS": "0"}),
 }
 BASE = "as trained"
+ONEDNN_OFF = "oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)"
+
+
+def default_settings(precision: str) -> list[str]:
+    """The settings timed when none are named: all of them, but oneDNN off only in float32."""
+    return [name for name in SETTINGS if name != ONEDNN_OFF or precision == "float32"]
 
 
 def time_here(config, name: str, steps: int, warmup: int) -> dict:
@@ -69,9 +78,10 @@ def time_apart(config, name: str, steps: int, warmup: int) -> dict:
 
 
 def run(config, steps: int = 20, warmup: int = 3, names: list[str] | None = None) -> dict:
-    """Images/s of each setting named (default: all; the step as trained always, first), each
-    timed in its own process, and its ratio to the step as trained."""
-    names = [BASE, *(name for name in names or SETTINGS if name != BASE)]
+    """Images/s of each setting named (default: default_settings; the step as trained always,
+    first), each timed in its own process, and its ratio to the step as trained."""
+    names = names or default_settings(resolve_precision(config))
+    names = [BASE, *(name for name in names if name != BASE)]
     found = {name: time_apart(config, name, steps, warmup) for name in names}
     for values in found.values():
         values["ratio"] = values["images_per_s"] / found[BASE]["images_per_s"]
@@ -92,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
     add_config_args(parser, "variant", "image_size", "batch_size", "precision")
     add_args(parser)  # --steps, --warmup and --seed, as benchmarks.precision has them
     parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=None,
-                        help="settings to time (default: all)")
+                        help="settings to time (default: all; oneDNN off only in float32)")
     parser.add_argument("--here", action="store_true",
                         help="time one setting in this process, with its environment as it is "
                              "(how each setting's own process runs)")

@@ -117,10 +117,16 @@ def pilot_split(processed: Path, dest: Path, train_photos: int | None) -> Path:
     return link_subset(processed, dest, {"train": train_photos // 2, "val": None})
 
 
+def recipe_config(name: str, base):
+    """The TrainConfig recipe `name` trains with: `base` (the full profile's, with the pilot's
+    scale) from PILOT_BASE, with the recipe's changes."""
+    return dataclasses.replace(base, **{**PILOT_BASE, **RECIPES[name].overrides})
+
+
 def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> dict:
     """Train recipe `name` from `base` (a TrainConfig) on processed/train; its result row."""
     recipe = RECIPES[name]
-    config = dataclasses.replace(base, **{**PILOT_BASE, **recipe.overrides})
+    config = recipe_config(name, base)
     with training_session(processed, config) as (train_count, precision):
         train_kwargs, val_kwargs = fit_data(processed, config, choose_loader("auto"))
         steps = steps_per_epoch(train_count, config.batch_size)

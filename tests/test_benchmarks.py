@@ -355,6 +355,19 @@ def test_tuning_compiles_the_recipes_optimizer(name):
     assert model.get_compile_config()["metrics"] == ["accuracy"]
 
 
+def test_tuning_recipes_start_from_the_variants_dropout_not_the_full_profiles():
+    """The pilots' baseline keeps meaning what it meant when the full profile took the
+    less-dropout recipe: every recipe starts from the variant's rates."""
+    base = get_profile("full").train_config(epochs=4, image_size=128)
+    baseline, less = tuning.recipe_config("baseline", base), tuning.recipe_config("less-dropout",
+                                                                                   base)
+    assert (baseline.conv_dropout, baseline.dense_dropout) == (None, None)
+    assert (less.conv_dropout, less.dense_dropout) == (0.0, 0.3)
+    assert (base.conv_dropout, base.dense_dropout) == (less.conv_dropout, less.dense_dropout)
+    assert (baseline.epochs, baseline.image_size) == (4, 128)
+    assert tuning.recipe_config("no-smoothing", base).label_smoothing == 0.0
+
+
 def test_pilot_split_limits_training_photos_only(processed, tmp_path):
     split = tuning.pilot_split(processed, tmp_path / "tuning-4", 4)
     for name in ("cat", "dog"):
@@ -380,7 +393,8 @@ def test_tuning_runs_with_its_defaults(tmp_path):
 
 
 def test_step_time_compares_each_setting_with_the_step_as_trained(capsys):
-    returned = step_time.main([*TINY_MODEL, "--steps", "1", "--warmup", "1"])
+    returned = step_time.main([*TINY_MODEL, "--precision", "float32", "--steps", "1",
+                               "--warmup", "1"])
     assert printed_json(capsys) == returned
     found = returned["step_time"]
     assert list(found) == list(step_time.SETTINGS)
@@ -391,7 +405,13 @@ def test_step_time_compares_each_setting_with_the_step_as_trained(capsys):
     assert found["XLA requested"]["xla"] is False
     # each setting ran in its own process: only the oneDNN one with oneDNN off
     assert [name for name, values in found.items() if not values["onednn"]] == [
-        "oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)"]
+        step_time.ONEDNN_OFF]
+
+
+def test_step_time_leaves_onednn_off_out_in_bfloat16_unless_asked():
+    assert step_time.default_settings("float32") == list(step_time.SETTINGS)
+    assert step_time.default_settings("mixed_bfloat16") == [
+        name for name in step_time.SETTINGS if name != step_time.ONEDNN_OFF]
 
 
 def test_step_time_times_the_step_as_trained_first_whatever_is_asked(capsys):

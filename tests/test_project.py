@@ -176,7 +176,10 @@ def test_run_record_falls_back_on_the_reference_run(tmp_path, monkeypatch):
 
 def test_profile_train_config_is_the_one_description_of_a_run():
     full = get_profile("full").train_config()
-    assert (full.variant, full.epochs, full.batch_size) == ("bn", 12, 64)
+    assert (full.variant, full.epochs, full.batch_size) == ("bn", 11, 64)
+    assert (full.conv_dropout, full.dense_dropout) == (0.0, 0.3)  # the tuning's less-dropout
+    quick = get_profile("quick").train_config()
+    assert (quick.conv_dropout, quick.dense_dropout) == (None, None)  # the variant's
     assert get_profile("full").train_config(epochs=1, image_size=64).image_size == 64
 
 
