@@ -164,7 +164,9 @@ def test_run_record_falls_back_on_the_reference_run(tmp_path, monkeypatch):
     history, metrics, config, about = workspace.run_record(run)
     assert "reference run" in about
     assert [row["epoch"] for row in history] == list(range(1, metrics["epochs"] + 1))
-    assert max(row["val_accuracy"] for row in history) == pytest.approx(metrics["val_accuracy"])
+    # metrics.json keeps 4 digits (notebook 04 rounds), the history every digit
+    assert max(row["val_accuracy"] for row in history) == pytest.approx(metrics["val_accuracy"],
+                                                                        abs=1e-4)
     assert config["epochs"] == metrics["epochs"] and config["variant"] == metrics["variant"]
     run.model_dir.mkdir(parents=True)
     (run.model_dir / "history.json").write_text(json.dumps(history[:2]))
