@@ -11,15 +11,20 @@ it waited for), so nothing the parent did before can inflate it.
 By default the child trains one whole epoch (on a 2-core CPU in float32, 30+ minutes). With
 --steps N it first makes one full pass over the training pipeline, decoding and caching every
 photo as epoch 1 does, then trains only N steps and validates: the same caches, buffer, model
-and validation, in minutes.
+and validation, in minutes. With --epochs N it trains N epochs and reports the peak after each,
+which shows whether memory grows from epoch to epoch (one epoch's peak cannot). With
+--malloc glibc the child leaves glibc's malloc as it is instead of fixing its mmap threshold
+(helpers.environment.fix_mmap_threshold), to measure what that does.
 
 Why: the series claims a full run fits a 12 GB Colab / laptop with room to spare: peak_rss_gb
 (GB = 10^9 bytes) at most 6.
 
-    python -m benchmarks.memory --data-dir data/raw [--max-photos N] [--steps N]
+    python -m benchmarks.memory --data-dir data/raw [--max-photos N] [--steps N] [--epochs N]
+                                [--malloc fixed|glibc]
 """
 
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -38,6 +43,7 @@ from benchmarks.common import (
     prepared_split,
     report,
 )
+from helpers.environment import KEEP_GLIBC_MALLOC
 from helpers.workspace import from_root
 
 TARGET_GB = 6.0
@@ -51,10 +57,10 @@ def peak_rss_bytes() -> int:
     return peak_kib * (1 if sys.platform == "darwin" else 1024)
 
 
-def child(config_json: str, processed: str, run_dir: str, steps: str) -> None:
-    """In the child: train as helpers.training.train does, for one epoch (or, with `steps`,
-    the training cache filled first and then that many steps), then print the peak memory as
-    the last JSON line."""
+def child(config_json: str, processed: str, run_dir: str, steps: str, epochs: str) -> None:
+    """In the child: train as helpers.training.train does, for `epochs` epochs (or, with
+    `steps`, the training cache filled first and then that many steps per epoch), then print
+    the peak memory, overall and at the end of each epoch, as the last JSON line."""
     import keras
 
     from helpers.data import steps_per_epoch
@@ -67,7 +73,7 @@ def child(config_json: str, processed: str, run_dir: str, steps: str) -> None:
         resume,
     )
 
-    config, steps = TrainConfig(**json.loads(config_json)), int(steps) or None
+    config, steps, epochs = TrainConfig(**json.loads(config_json)), int(steps) or None, int(epochs)
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run, never a resumed one
     started = time.perf_counter()
     precision = resolve_precision(config)
@@ -79,19 +85,26 @@ def child(config_json: str, processed: str, run_dir: str, steps: str) -> None:
         for _ in train:  # epoch 1's work on the data: every photo decoded and cached
             pass
     model = build_model(config, steps_per_epoch(count, config.batch_size), state.seed)
-    model.fit(train, validation_data=val, epochs=1, steps_per_epoch=steps, verbose=2,
-              shuffle=False, callbacks=callbacks(state))  # the pipeline shuffles
-    print(json.dumps({"peak_rss_bytes": peak_rss_bytes(), "train_images": count,
+    by_epoch = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: by_epoch.append(peak_rss_bytes()))
+    model.fit(train, validation_data=val, epochs=epochs, steps_per_epoch=steps, verbose=2,
+              shuffle=False, callbacks=[*callbacks(state), record])  # the pipeline shuffles
+    print(json.dumps({"peak_rss_bytes": peak_rss_bytes(), "peak_rss_by_epoch": by_epoch,
+                      "train_images": count,
                       "seconds": time.perf_counter() - started, "precision": precision}),
           flush=True)
 
 
-def measure(processed: Path, run_dir: Path, config, steps: int | None) -> dict:
+def measure(processed: Path, run_dir: Path, config, steps: int | None, epochs: int,
+            malloc: str) -> dict:
     """Run `child` in a fresh interpreter, echo its output, return its JSON line."""
     command = [sys.executable, "-m", "benchmarks.memory", "--child", json.dumps(asdict(config)),
-               str(processed), str(run_dir), str(steps or 0)]
+               str(processed), str(run_dir), str(steps or 0), str(epochs)]
+    env = {**os.environ, KEEP_GLIBC_MALLOC: malloc}
     started = time.perf_counter()
-    with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True) as process:
+    with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True,
+                          env=env) as process:
         lines = []
         for line in process.stdout:
             print(line, end="", flush=True)
@@ -103,18 +116,24 @@ def measure(processed: Path, run_dir: Path, config, steps: int | None) -> dict:
     return found
 
 
-def run(processed: Path, work_dir: Path, config, steps: int | None = None) -> dict:
-    """Peak memory of training `config` (a TrainConfig) on `processed`: one epoch, or with
-    `steps` the cache filled and then that many steps; returns this benchmark's keys."""
+def run(processed: Path, work_dir: Path, config, steps: int | None = None,
+        epochs: int = 1, malloc: str = "fixed") -> dict:
+    """Peak memory of training `config` (a TrainConfig) on `processed` for `epochs` epochs of
+    all photos, or with `steps` the cache filled and then that many steps per epoch, with
+    malloc's mmap threshold "fixed" or as "glibc" leaves it; returns this benchmark's keys."""
     if steps is not None and steps < 1:
         raise ValueError(f"--steps must be at least 1, got {steps}")
+    if epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {epochs}")
     run_dir = work_dir / "memory-run"
     try:
-        found = measure(processed, run_dir, config, steps)
+        found = measure(processed, run_dir, config, steps, epochs, malloc)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)  # a best.keras of ~0.7 GB
     return {"peak_rss_gb": found["peak_rss_bytes"] / 1e9, "memory_train_images":
             found["train_images"], "memory_train_s": found["seconds"], "memory_steps": steps,
+            "memory_epochs": epochs, "memory_malloc": malloc,
+            "peak_rss_gb_by_epoch": [round(b / 1e9, 3) for b in found["peak_rss_by_epoch"]],
             "memory_variant": config.variant, "memory_image_size": config.image_size,
             "memory_batch_size": config.batch_size, "memory_precision": found["precision"]}
 
@@ -123,10 +142,18 @@ def rows(result: dict) -> list[tuple[str, str, str]]:
     """Table rows for this benchmark's result."""
     what = (f"{result['memory_train_images']:,} photos, {result['memory_variant']}, "
             f"{result['memory_image_size']} px")
-    steps = result["memory_steps"]
-    how = "one training epoch" if steps is None else f"cache filled + {steps} training steps"
-    return [(f"peak RSS, {how} ({what}, GB)", f"{result['peak_rss_gb']:.2f}",
-             check(result["peak_rss_gb"], TARGET_GB, at_most=True))]
+    if result["memory_malloc"] == "glibc":
+        what += ", glibc's malloc as it is"
+    steps, epochs = result["memory_steps"], result["memory_epochs"]
+    how = "one training epoch" if epochs == 1 else f"{epochs} training epochs"
+    if steps is not None:
+        how = f"cache filled + {steps} training steps" + (f" x {epochs}" if epochs > 1 else "")
+    table = [(f"peak RSS, {how} ({what}, GB)", f"{result['peak_rss_gb']:.2f}",
+              check(result["peak_rss_gb"], TARGET_GB, at_most=True))]
+    if epochs > 1:  # growth from epoch to epoch is what one epoch's peak cannot show
+        table.append(("peak RSS at the end of each epoch (GB)",
+                      ", ".join(f"{gb:.2f}" for gb in result["peak_rss_gb_by_epoch"]), ""))
+    return table
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -140,9 +167,15 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--steps", type=int, default=None,
                         help="fill the training cache, then train only this many steps "
                              "(default: one whole epoch)")
+    parser.add_argument("--epochs", type=int, default=1,
+                        help="train this many epochs and report the peak after each (default: 1)")
+    parser.add_argument("--malloc", choices=("fixed", "glibc"), default="fixed",
+                        help="fixed: malloc's mmap threshold fixed as the project runs "
+                             "(default); glibc: left as glibc sets it, for comparison")
     args = parser.parse_args(argv)
     processed = prepared_split(args.data_dir, args.work_dir, args.max_photos, args.seed)
-    result = run(processed, from_root(args.work_dir), config_from(args), args.steps)
+    result = run(processed, from_root(args.work_dir), config_from(args), args.steps,
+                 args.epochs, args.malloc)
     report(rows(result), result)
     return result
 

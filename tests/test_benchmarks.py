@@ -145,6 +145,22 @@ def test_memory_fills_the_cache_then_trains_some_steps_in_a_child(processed, tmp
     assert not (tmp_path / "memory-run").exists()
 
 
+def test_memory_over_several_epochs_reports_the_peak_after_each(processed, tmp_path, capsys):
+    memory.main(["--data-dir", str(processed), "--work-dir", str(tmp_path), *TINY_MODEL,
+                 "--steps", "1", "--epochs", "3"])
+    result = printed_json(capsys)
+    by_epoch = result["peak_rss_gb_by_epoch"]
+    assert result["memory_epochs"] == 3 and len(by_epoch) == 3
+    assert by_epoch == sorted(by_epoch) and by_epoch[-1] <= result["peak_rss_gb"] + 1e-3
+    assert [row[0] for row in memory.rows(result)][-1] == "peak RSS at the end of each epoch (GB)"
+
+
+def test_memory_refuses_zero_epochs(processed, tmp_path):
+    with pytest.raises(ValueError, match="--epochs must be at least 1"):
+        memory.main(["--data-dir", str(processed), "--work-dir", str(tmp_path), *TINY_MODEL,
+                     "--epochs", "0"])
+
+
 def test_options_change_single_settings_of_the_full_profile():
     full = get_profile("full").train_config(seed=42)
     assert config_from(run_all.parse([])) == full
@@ -280,6 +296,7 @@ DEFAULT_RUNS = {
                                                 "layer_time_image_size": FULL.image_size,
                                                 "layer_time_batch_size": FULL.batch_size}),
     "benchmarks.memory": ([], {"memory_variant": FULL.variant, "memory_steps": None,
+                               "memory_epochs": 1,
                                "memory_image_size": FULL.image_size,
                                "memory_batch_size": FULL.batch_size}),
     "benchmarks.time_to_accuracy": (["--time-limit", "0"], {

@@ -2,6 +2,7 @@
 
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -231,6 +232,37 @@ def test_hardware_line_names_the_cpu_model():
     report = {"gpus": [], "cpu": cpu_model(), "cpu_cores": 2, "cpu_bf16": False}
     assert cpu_model() and cpu_model() in describe_hardware(report)
     assert describe_hardware({**report, "cpu_bf16": True}).endswith("2 cores, bf16)")
+
+
+# After load_keras, free one 1 MB block and ask for another: glibc's own rule raises its mmap
+# threshold past 1 MB on that free, so the second block comes from an arena; fixed, it is mapped.
+MAPPED_AFTER_FREE = """
+import ctypes
+from helpers.environment import load_keras
+load_keras()
+class Info(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks",
+                "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.mallinfo2.restype = ctypes.c_void_p, Info
+libc.free(ctypes.c_void_p(libc.malloc(1 << 20)))
+before = libc.mallinfo2().hblkhd
+block = libc.malloc(1 << 20)
+print("mapped" if libc.mallinfo2().hblkhd - before >= 1 << 20 else "arena")
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
+@pytest.mark.parametrize("given, expected", [(None, "mapped"), ("glibc", "arena")])
+def test_load_keras_fixes_mallocs_mmap_threshold_unless_told_not_to(given, expected):
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("HELPERS_MALLOC", "MALLOC_MMAP_THRESHOLD_")}
+    if given is not None:
+        env["HELPERS_MALLOC"] = given
+    done = subprocess.run([sys.executable, "-c", MAPPED_AFTER_FREE], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == expected
 
 
 LOADED_ONEDNN = ("from helpers.environment import device_report, load_keras; load_keras(); "
