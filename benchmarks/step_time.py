@@ -11,6 +11,8 @@ in one run so the ratios compare like with like on this machine:
 * flip only: no random rotation, zoom or translation (what those three cost);
 * 180 px: the shared photos' own size instead of upscaling to 227 px;
 * twice the batch;
+* malloc as glibc leaves it: without helpers.environment.fix_mmap_threshold, which keeps
+  memory from growing over epochs (benchmarks.memory); this row says what that costs in time;
 * oneDNN off: TF_ENABLE_ONEDNN_OPTS=0 (helpers.environment.load_keras turns oneDNN's CPU
   kernels on; TensorFlow alone does so only on CPUs with AVX-512 VNNI or newer). Timed by
   default only in float32: a CPU with bfloat16 has VNNI, so TensorFlow uses oneDNN there
@@ -43,6 +45,8 @@ SETTINGS = {  # name: (the TrainConfig fields it changes, given the full profile
     "twice the batch": (lambda config: {"batch_size": 2 * config.batch_size}, False, {}),
     "oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)": (lambda config: {}, False,
                                              {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+    "malloc as glibc leaves it (HELPERS_MALLOC=glibc)": (lambda config: {}, False,
+                                                         {"HELPERS_MALLOC": "glibc"}),
 }
 BASE = "as trained"
 ONEDNN_OFF = "oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)"
