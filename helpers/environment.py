@@ -44,10 +44,10 @@ def fix_mmap_threshold() -> bool:
     activation) a mapping of its own, returned to the system when freed; True if it did.
 
     By default glibc raises that threshold to each large block freed (up to 32 MB), and from
-    then on such blocks come from its arenas, which keep what was freed: six epochs of the full
-    profile grew from 4.15 to 5.99 GB at peak, and to 4.35 GB with the threshold fixed, at the
-    same step time (benchmarks.memory --epochs 6 --malloc glibc/fixed). Left alone off glibc,
-    when the user set MALLOC_MMAP_THRESHOLD_ themselves, or when HELPERS_MALLOC=glibc.
+    then on such blocks come from its arenas, which keep what was freed: the reference run
+    grew from epoch to epoch to 10.1 GB, and peaked at 4.90 GB with the threshold fixed
+    (README Performance; benchmarks.memory --epochs N, --malloc glibc for the default). Left
+    alone off glibc, when the user set MALLOC_MMAP_THRESHOLD_ themselves, or HELPERS_MALLOC=glibc.
     """
     if (platform.libc_ver()[0] != "glibc" or "MALLOC_MMAP_THRESHOLD_" in os.environ
             or os.environ.get(KEEP_GLIBC_MALLOC) == "glibc"):
@@ -76,7 +76,7 @@ def gpus() -> list[str]:
 
 def cpu_has_bf16() -> bool:
     """True when the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX), where
-    mixed_bfloat16 trained AlexNet 1.44-1.61x as fast as float32 (make bench, two CPUs)."""
+    mixed_bfloat16 trained AlexNet 1.30-1.61x as fast as float32 (make bench, two CPUs)."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:

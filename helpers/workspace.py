@@ -48,7 +48,7 @@ class Profile:
 PROFILES = {
     "quick": Profile("quick", per_class_limit=150, variant="compact", epochs=2, batch_size=32,
                      warmup_epochs=0.5),
-    # 11 epochs: what fits in an hour on a 2-core CPU with AVX-512 BF16 (about 310 s each);
+    # 11 epochs: what fits in an hour on a 2-core CPU with AVX-512 BF16 (about 320 s each);
     # less dropout than the variant's: the pilot winner in results/tuning.json.
     "full": Profile("full", per_class_limit=None, variant="bn", epochs=11, batch_size=64,
                     warmup_epochs=1.0, conv_dropout=0.0, dense_dropout=0.3),
