@@ -255,14 +255,20 @@ print("mapped" if libc.mallinfo2().hblkhd - before >= 1 << 20 else "arena")
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
 @pytest.mark.parametrize("given, expected", [(None, "mapped"), ("glibc", "arena")])
 def test_load_keras_fixes_mallocs_mmap_threshold_unless_told_not_to(given, expected):
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("HELPERS_MALLOC", "MALLOC_MMAP_THRESHOLD_")}
-    if given is not None:
-        env["HELPERS_MALLOC"] = given
-    done = subprocess.run([sys.executable, "-c", MAPPED_AFTER_FREE], cwd=ROOT, env=env,
+    assert last_line_printed(MAPPED_AFTER_FREE, "HELPERS_MALLOC", given,
+                             unset=("MALLOC_MMAP_THRESHOLD_",)) == expected
+
+
+def last_line_printed(script: str, key: str, value: str | None, unset=()) -> str:
+    """The last line `script` prints in a fresh interpreter with environment variable `key`
+    set to `value` (None: unset), and the variables in `unset` unset."""
+    env = {name: given for name, given in os.environ.items() if name not in (key, *unset)}
+    if value is not None:
+        env[key] = value
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == expected
+    return done.stdout.strip().splitlines()[-1]
 
 
 LOADED_ONEDNN = ("from helpers.environment import device_report, load_keras; load_keras(); "
@@ -271,10 +277,4 @@ LOADED_ONEDNN = ("from helpers.environment import device_report, load_keras; loa
 
 @pytest.mark.parametrize("given, expected", [(None, "True"), ("0", "False")])
 def test_load_keras_turns_onednn_on_unless_the_user_chose(given, expected):
-    env = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
-    if given is not None:
-        env["TF_ENABLE_ONEDNN_OPTS"] = given
-    done = subprocess.run([sys.executable, "-c", LOADED_ONEDNN], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == expected
+    assert last_line_printed(LOADED_ONEDNN, "TF_ENABLE_ONEDNN_OPTS", given) == expected
