@@ -33,6 +33,7 @@ from pathlib import Path
 
 from benchmarks.common import add_config_args, config_from, last_json, new_parser, report
 from benchmarks.precision import add_args, train_ips
+from helpers.environment import KEEP_GLIBC_MALLOC
 from helpers.training import resolve_precision
 
 SETTINGS = {  # name: (the TrainConfig fields it changes, given the full profile's; XLA asked;
@@ -45,8 +46,8 @@ SETTINGS = {  # name: (the TrainConfig fields it changes, given the full profile
     "twice the batch": (lambda config: {"batch_size": 2 * config.batch_size}, False, {}),
     "oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)": (lambda config: {}, False,
                                              {"TF_ENABLE_ONEDNN_OPTS": "0"}),
-    "malloc as glibc leaves it (HELPERS_MALLOC=glibc)": (lambda config: {}, False,
-                                                         {"HELPERS_MALLOC": "glibc"}),
+    f"malloc as glibc leaves it ({KEEP_GLIBC_MALLOC}=glibc)": (lambda config: {}, False,
+                                                            {KEEP_GLIBC_MALLOC: "glibc"}),
 }
 BASE = "as trained"
 ONEDNN_OFF = "oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)"
