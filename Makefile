@@ -9,7 +9,7 @@ DATA_DIR ?= data/raw
 SEED ?= 42
 NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb))
 
-.PHONY: setup colab-env test lint run publish bench tune clean
+.PHONY: setup colab-env test test-fast lint run publish bench tune links clean
 
 setup: $(VENV)/.installed
 
@@ -36,18 +36,26 @@ lint: setup
 test: lint colab-env
 	$(VENV)/bin/pytest
 
+# The quick loop: everything but the notebook executions and benchmarks (a minute or two).
+test-fast: lint
+	$(VENV)/bin/pytest -m "not slow"
+
+# After moving the repository (tools/links.py): rewrite the Colab badges and install cells.
+links: setup
+	$(PY) -m tools.sync_links
+
 # Execute every notebook in order (PROFILE=quick|full, DATA_DIR, SEED). Outputs go to
 # build/<PROFILE>/ (the executed notebooks in build/<PROFILE>/notebooks/); the committed
 # notebooks, figures/ and results/ are left alone.
 run: setup
-	$(PY) -m helpers.notebooks build/$(PROFILE)/notebooks PROFILE=$(PROFILE) \
+	$(PY) -m tools.notebooks build/$(PROFILE)/notebooks PROFILE=$(PROFILE) \
 	  DATA_DIR="$(abspath $(DATA_DIR))" SEED=$(SEED) VERBOSE=2 -- $(NOTEBOOKS)
 	$(PY) -m helpers summary --profile $(PROFILE)
 
 # The reference run: the full profile, written into notebooks/, figures/ and results/ (the
 # work folder is the repository root; the model goes to models/, which git ignores).
 publish: setup
-	$(PY) -m helpers.notebooks notebooks PROFILE=full DATA_DIR="$(abspath $(DATA_DIR))" \
+	$(PY) -m tools.notebooks notebooks PROFILE=full DATA_DIR="$(abspath $(DATA_DIR))" \
 	  WORK_DIR="$(CURDIR)" SEED=$(SEED) VERBOSE=2 -- $(NOTEBOOKS)
 	cp models/alexnet_bn/history.json models/alexnet_bn/config.json results/
 	$(PY) -m helpers summary --profile full --work-dir .

@@ -1,8 +1,10 @@
-"""Command line: `python -m helpers {download,prepare,train,params,links,summary} ...`."""
+"""Command line: `python -m helpers {download,prepare,train,params,summary} ...`."""
 
 import argparse
 import sys
 from pathlib import Path
+
+from helpers.config import DATA_DIR, PROFILE, SEED
 
 
 def _download(args: argparse.Namespace) -> None:
@@ -26,7 +28,7 @@ def _prepare(args: argparse.Namespace) -> None:
 
 
 def _params(args: argparse.Namespace) -> None:
-    from helpers.alexnet import INPUT_SIZE
+    from helpers.config import INPUT_SIZE
     from helpers.params import format_table, parameter_table
 
     try:
@@ -37,48 +39,39 @@ def _params(args: argparse.Namespace) -> None:
     print(format_table(table))
 
 
-def _links(args: argparse.Namespace) -> None:
-    from helpers.sync_links import sync_links
-
-    changed = sync_links(check=args.check)
-    if args.check and changed:
-        sys.exit("error: these files disagree with helpers/links.py (run `python -m helpers "
-                 "links`): " + ", ".join(str(p) for p in changed))
-
-
-def _shown(path: Path) -> str:
-    """`path` relative to the current folder when it is below it, as typed paths are."""
-    path = path.resolve()
-    cwd = Path.cwd().resolve()
-    return path.relative_to(cwd).as_posix() if path.is_relative_to(cwd) else str(path)
-
-
 def _train(args: argparse.Namespace) -> None:
     from helpers.environment import load_keras
 
     load_keras()  # before helpers.training imports keras
-    from helpers.training import RunStateError, describe_summary, train
-    from helpers.workspace import get_profile
+    from dataclasses import replace
+
+    from helpers.config import get_profile
+    from helpers.files import shown
+    from helpers.training import RunError, train
 
     overrides = {name: getattr(args, name) for name in ("variant", "epochs", "batch_size",
                                                          "image_size", "precision", "seed")
                  if getattr(args, name) is not None}
     try:
-        config = get_profile(args.profile).train_config(**overrides)
+        config = replace(get_profile(args.profile).train, **overrides)
         summary = train(config, args.data, args.run_dir, restart=args.restart)
-    except (RunStateError, FileNotFoundError, ValueError) as error:
+    except (RunError, FileNotFoundError, ValueError) as error:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:
         sys.exit("interrupted: the finished epochs are saved; run the same command again to "
                  "resume")
-    print(describe_summary(summary, _shown))
+    print(f"epochs:      {summary['epochs']} of {config.epochs}\n"
+          f"best epoch:  {summary['best_epoch']}, val accuracy {summary['val_accuracy']:.2%}\n"
+          f"time:        {summary['seconds_per_epoch']:,.0f} s per epoch\n"
+          f"model:       {shown(Path(args.run_dir) / 'best.keras')}")
 
 
 def _summary(args: argparse.Namespace) -> None:
+    from helpers.files import shown
     from helpers.workspace import read_metrics, work_folders
 
     work, _ = work_folders(args.profile, args.work_dir)
-    metrics_file = _shown(work / "results" / "metrics.json")
+    metrics_file = shown(work / "results" / "metrics.json")
     try:
         metrics = read_metrics(metrics_file)
     except FileNotFoundError as error:
@@ -86,9 +79,9 @@ def _summary(args: argparse.Namespace) -> None:
     print(f"Run summary ({args.profile} profile, {metrics_file}):")
     for key in sorted(metrics):
         value = metrics[key]
-        shown = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
-        print(f"  {key:>24}: {shown}")
-    print(f"Figures: {_shown(work / 'figures')}")
+        text = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
+        print(f"  {key:>24}: {text}")
+    print(f"Figures: {shown(work / 'figures')}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     p = commands.add_parser("download", help="download and extract the PetImages photos")
     p.add_argument("--url", help="archive address (default: the Microsoft download centre zip)")
     p.add_argument("--sha256", help="expected SHA-256 of the archive; a mismatch is an error")
-    p.add_argument("--dest", default="data/raw", help="where to extract (default: data/raw)")
+    p.add_argument("--dest", default=DATA_DIR, help=f"where to extract (default: {DATA_DIR})")
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                    help="give up when the server sends nothing for this long (default: 30)")
     p.set_defaults(run=_download)
@@ -106,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     p = commands.add_parser("prepare", help="clean the photos and split them train/val/test")
     p.add_argument("--source", required=True, help="PetImages folder (with Cat/ and Dog/)")
     p.add_argument("--dest", required=True, help="output folder for the split")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--test-fraction", type=float, default=0.1)
     p.add_argument("--per-class-limit", type=int, default=None,
@@ -117,8 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", required=True, help="the prepared split: train/ and val/ folders")
     p.add_argument("--run-dir", required=True,
                    help="the run folder: model, history, resume state")
-    p.add_argument("--profile", default="full", help="quick or full (default: full): the "
-                   "settings notebook 04 uses, changed by the options below")
+    p.add_argument("--profile", default=PROFILE, help=f"quick or full (default: {PROFILE}): "
+                   "the settings notebook 04 uses, changed by the options below")
     p.add_argument("--variant", help="original, bn or compact")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -136,12 +129,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="photo size in pixels (default: AlexNet's input size)")
     p.set_defaults(run=_params)
 
-    p = commands.add_parser("links", help="rewrite Colab badges and install cells from links.py")
-    p.add_argument("--check", action="store_true", help="only report files that disagree")
-    p.set_defaults(run=_links)
-
     p = commands.add_parser("summary", help="print the metrics of the last run of a profile")
-    p.add_argument("--profile", default="full", help="quick or full (default: full)")
+    p.add_argument("--profile", default=PROFILE, help=f"quick or full (default: {PROFILE})")
     p.add_argument("--work-dir", default="", help="the WORK_DIR the notebooks were run with")
     p.set_defaults(run=_summary)
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import keras
 
+from helpers.config import BATCH_NORM_MOMENTUM, INPUT_SIZE
+
 
 @dataclass(frozen=True)
 class ConvSpec:
@@ -21,10 +23,6 @@ class ConvSpec:
     pool: bool
     dropout: bool  # only used by variants with conv dropout (bn, compact)
 
-
-# The input size Keras tutorials give the 2012 layout (the paper says 224; 227 makes the
-# arithmetic of conv1 work out): the default wherever the series sizes a photo.
-INPUT_SIZE = 227
 
 # The 2012 layout as Keras tutorials write it (INPUT_SIZE x INPUT_SIZE x 3, one GPU, no LRN).
 ORIGINAL_CONVS = (
@@ -83,13 +81,6 @@ def head_loss(classes: int, activation: str, label_smoothing: float = 0.0) -> ke
         return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
     return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
 
-
-# How much of the old moving average each training step keeps, in the batch-norm layers. Keras's
-# default, 0.99, averages over about 100 steps and lags behind weights that still change fast:
-# the statistics used at inference no longer fit, and validation accuracy sits at chance while
-# training accuracy climbs (measured in results/tuning.json). 0.9 is PyTorch's default
-# (momentum=0.1 there: the weight of the new batch).
-BATCH_NORM_MOMENTUM = 0.9
 
 
 def build_alexnet(variant: str = "bn", classes: int = 1, activation: str | None = None,

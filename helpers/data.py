@@ -20,9 +20,9 @@ import keras
 import numpy as np
 from PIL import Image
 
-from helpers.alexnet import INPUT_SIZE
+from helpers.config import INPUT_SIZE
 from helpers.environment import process_alive
-from helpers.photos import CLASS_NAMES
+from helpers.photos import CLASS_NAMES, find_photos
 
 # A larger cache goes to a file, which the OS keeps in its page cache: that memory is not the
 # process's own (the full training split is 2.8 GB at 227 px; validation, 0.35 GB, stays).
@@ -183,3 +183,18 @@ def images_per_second(batches, limit: int | None = None) -> float:
 def steps_per_epoch(count: int, batch_size: int) -> int:
     """Batches in one pass over `count` photos (the last one may be short)."""
     return math.ceil(count / batch_size)
+
+
+def check_split(processed_dir: Path) -> None:
+    """Refuse a folder that is not a prepared split, saying what it is and what to run."""
+    missing = [split for split in ("train", "val") if not list_images(processed_dir / split)[0]]
+    if not missing:
+        return
+    if find_photos(processed_dir) is not None:
+        raise FileNotFoundError(
+            f"{processed_dir} holds the photos themselves (Cat/ and Dog/), not a prepared "
+            f"split: run `python -m helpers prepare --source {processed_dir} --dest SPLIT` and "
+            "train on SPLIT")
+    raise FileNotFoundError(
+        f"no {' or '.join(missing)} photos in {processed_dir} (expected train/ and val/, each "
+        "with cat/ and dog/): make the split with `python -m helpers prepare`")

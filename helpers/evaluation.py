@@ -2,6 +2,7 @@
 matrix, the accuracy's 95% interval, calibration, precision and recall per threshold, and the
 most confidently wrong photos."""
 
+from dataclasses import replace
 from pathlib import Path
 from statistics import NormalDist
 
@@ -10,9 +11,14 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix
 
-from helpers.alexnet import INPUT_SIZE
-from helpers.data import list_images, load_image, load_split
-from helpers.photos import CLASS_NAMES
+from helpers.config import INPUT_SIZE
+from helpers.data import check_split, list_images, load_image, load_split
+from helpers.files import shown
+from helpers.photos import CLASS_NAMES, first_photos, link_photos
+from helpers.training import MONITOR, RunError, read_history, train
+from helpers.workspace import Run
+
+DEMO_EPOCHS, DEMO_PER_CLASS = 4, 200  # the demo model: epochs, training photos per class
 
 
 def load_split_arrays(split_dir: str | Path, image_size: int = INPUT_SIZE):
@@ -138,3 +144,33 @@ def predict_file(model: keras.Model, path: str | Path) -> dict:
     label = CLASS_NAMES[int(p_dog >= 0.5)]
     return {"path": str(path), "label": label, "p_dog": p_dog,
             "confidence": p_dog if label == "dog" else 1 - p_dog}
+
+
+def saved_or_demo_model(run: Run, epochs: int = DEMO_EPOCHS, per_class: int = DEMO_PER_CLASS
+                        ) -> tuple[keras.Model, str]:
+    """This run's best model when notebook 04 (or the training command) saved one, else a
+    small demo model trained here on part of the run's split (saved, and reused next time);
+    with a line saying which."""
+    best = run.model_dir / "best.keras"
+    if best.exists():
+        rows = read_history(run.model_dir)
+        top = max(rows, key=lambda row: row[MONITOR]) if rows else None
+        numbers = (f" (best epoch {top['epoch']}, validation accuracy {top[MONITOR]:.2%})"
+                   if top else "")
+        return keras.saving.load_model(best), f"Using the saved model {shown(best)}{numbers}"
+    check_split(run.processed)
+    photos = (first_photos(run.processed / "train", per_class)
+              + first_photos(run.processed / "val", max(1, per_class // 4)))
+    demo_photos = link_photos(photos, run.processed, run.local / "data" / f"demo-{per_class}")
+    config = replace(run.profile.train, variant="compact", epochs=epochs, batch_size=32,
+                     warmup_epochs=0.5, seed=run.seed)
+    demo_dir = run.models / "demo"
+    try:
+        summary = train(config, demo_photos, demo_dir, verbose=0)
+    except RunError:  # a demo from other settings, or damaged: keep it aside, train anew
+        summary = train(config, demo_photos, demo_dir, verbose=0, restart=True)
+    what = (f"compact AlexNet, {summary['epochs']} epochs, {2 * per_class:,} photos, "
+            f"validation accuracy {summary['val_accuracy']:.2%}")
+    return (keras.saving.load_model(demo_dir / "best.keras"),
+            f"No trained model in this work folder: using a demo model ({what}), saved as "
+            f"{shown(demo_dir / 'best.keras')} — its numbers are not the reference run's")

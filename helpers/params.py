@@ -7,7 +7,8 @@ Keras's own count raises, so the table in notebook 03 cannot drift from the mode
 
 import keras
 
-from helpers.alexnet import INPUT_SIZE, build_alexnet
+from helpers.alexnet import build_alexnet
+from helpers.config import INPUT_SIZE
 
 
 def _shape(tensor) -> tuple:

@@ -48,16 +48,22 @@ def link_or_copy(source: str | Path, target: str | Path) -> None:
         shutil.copyfile(source, target)
 
 
-def link_subset(split_dir: Path, dest: Path, per_class: dict[str, int | None]) -> Path:
-    """A smaller split in `dest`: for each split named in `per_class`, the first N photos of
-    each class of `split_dir` (None: all), hard-linked; built beside `dest` and renamed into
-    place, so `dest` is whole or absent."""
+def first_photos(folder: Path, count: int | None) -> list[Path]:
+    """The first `count` photos (by name) of each class folder in `folder`; None: all."""
+    return [path for name in CLASS_NAMES for path in sorted((folder / name).glob("*.jpg"))[:count]]
+
+
+def link_photos(paths, base: Path, dest: Path) -> Path:
+    """Hard-link each photo to dest/<its path below base> (a smaller split, a demo folder);
+    built beside dest and renamed into place, so dest is whole or absent; made once, then
+    reused."""
+    if dest.is_dir():
+        return dest
     building = dest.with_name(f".tmp-{dest.name}")
     shutil.rmtree(building, ignore_errors=True)  # an unfinished one of ours
-    for split, count in per_class.items():
-        for name in CLASS_NAMES:
-            (building / split / name).mkdir(parents=True)
-            for photo in sorted((split_dir / split / name).glob("*.jpg"))[:count]:
-                link_or_copy(photo, building / split / name / photo.name)
+    for photo in paths:
+        target = building / Path(photo).relative_to(base)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        link_or_copy(photo, target)
     os.replace(building, dest)
     return dest

@@ -14,62 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from helpers.config import DATA_DIR, PROFILE, SEED, Profile, get_profile
 from helpers.environment import is_colab
+from helpers.files import DRIVE_MOUNT, project_root, shown, write_text
 
-DRIVE_MOUNT = Path("/content/drive")
 DRIVE_FOLDER = "MyDrive/alexnet-cats-vs-dogs"  # the work folder on Drive, per profile below it
-
-
-@dataclass(frozen=True)
-class Profile:
-    """How much data a run uses and how long it trains."""
-
-    name: str
-    per_class_limit: int | None  # photos per class taken from the source; None = all
-    variant: str
-    epochs: int
-    batch_size: int
-    warmup_epochs: float
-    conv_dropout: float | None = None  # None: the variant's rates
-    dense_dropout: float | None = None
-
-    def train_config(self, **overrides):
-        """The TrainConfig of this profile's run; `overrides` change single fields (the one
-        place notebook 04, the training command and the benchmarks get a run's settings)."""
-        from helpers.training import TrainConfig
-
-        return TrainConfig(**{"variant": self.variant, "epochs": self.epochs,
-                              "batch_size": self.batch_size,
-                              "warmup_epochs": self.warmup_epochs,
-                              "conv_dropout": self.conv_dropout,
-                              "dense_dropout": self.dense_dropout, **overrides})
-
-
-PROFILES = {
-    "quick": Profile("quick", per_class_limit=150, variant="compact", epochs=2, batch_size=32,
-                     warmup_epochs=0.5),
-    # 11 epochs: what fits in an hour on a 2-core CPU with AVX-512 BF16 (about 320 s each);
-    # less dropout than the variant's: the pilot winner in results/tuning.json.
-    "full": Profile("full", per_class_limit=None, variant="bn", epochs=11, batch_size=64,
-                    warmup_epochs=1.0, conv_dropout=0.0, dense_dropout=0.3),
-}
-
-
-def get_profile(name: str) -> Profile:
-    """The profile called `name`, with a clear error for a typo."""
-    try:
-        return PROFILES[name]
-    except KeyError:
-        raise ValueError(f"unknown PROFILE {name!r}; choose one of {sorted(PROFILES)}") from None
-
-
-def project_root() -> Path:
-    """The repository root when run from a checkout (the cwd or its parent), else the cwd."""
-    cwd = Path.cwd().resolve()
-    for candidate in (cwd, cwd.parent):
-        if (candidate / "helpers").is_dir() and (candidate / "notebooks").is_dir():
-            return candidate
-    return cwd
 
 
 def from_root(path: str | Path) -> Path:
@@ -118,20 +67,12 @@ class Run:
 
     @property
     def model_dir(self) -> Path:
-        """The folder of this profile's training run: best.keras, backup/, history.json."""
-        return self.models / f"alexnet_{self.profile.variant}"
+        """The folder of this profile's training run: best.keras, history.json, backup/."""
+        return self.models / f"alexnet_{self.profile.train.variant}"
 
     @property
     def metrics_file(self) -> Path:
         return self.results / "metrics.json"
-
-    def show_path(self, path: str | Path) -> str:
-        """`path` relative to the work or local folder, for printing without machine paths."""
-        path = Path(path)
-        for base in (self.work, self.local):
-            if path.is_relative_to(base):
-                return path.relative_to(base).as_posix() or "."
-        return str(path)
 
     def split_counts(self) -> dict:
         """Photos per split and class in the cleaned split (from prepare's summary); empty
@@ -156,8 +97,8 @@ def work_folders(profile: str, work_dir: str | Path = "", drive: bool = False
     return work.resolve(), local.resolve()
 
 
-def start(profile: str, data_dir: str | Path | None, seed: int = 42, work_dir: str | Path = "",
-          drive: bool = False, prepare_split: bool = True) -> Run:
+def start(profile: str = PROFILE, data_dir: str | Path | None = DATA_DIR, seed: int = SEED,
+          work_dir: str | Path = "", drive: bool = False, prepare_split: bool = True) -> Run:
     """Resolve the profile and folders, find the photos (downloading them when missing, unless
     data_dir is None: a notebook that needs none) and make sure the cleaned split exists."""
     chosen = get_profile(profile)
@@ -177,25 +118,12 @@ def start(profile: str, data_dir: str | Path | None, seed: int = 42, work_dir: s
                           per_class_limit=chosen.per_class_limit, verbose=False)
         photos = counts_line({split: sum(n.values()) for split, n in summary["counts"].items()})
         photos += "; "
-    print(f"profile {chosen.name}: {photos}work folder: {describe_folder(work)}"
-          + ("" if work == local else f", split on local disk {describe_folder(local)}"))
+    print(f"profile {chosen.name}: {photos}work folder: {shown(work)}"
+          + ("" if work == local else f", split on local disk {shown(local)}"))
     if is_colab() and not str(work).startswith(str(DRIVE_MOUNT)):
         print("Not on Drive: the model and results go when this Colab runtime is recycled "
               "(set DRIVE = True to keep them).")
     return run
-
-
-def describe_folder(folder: Path) -> str:
-    """A folder as a reader should see it: relative to the checkout when below it, else to the
-    current folder (Drive as it is), so printed output shows no machine paths."""
-    if folder.is_relative_to(DRIVE_MOUNT):
-        return str(folder)
-    root = project_root()
-    if folder == root:
-        return "the repository's root"
-    if folder.is_relative_to(root):
-        return folder.relative_to(root).as_posix()
-    return os.path.relpath(folder)
 
 
 def locate_photos(data_dir: str | Path, archive_dir: Path | None = None) -> Path:
@@ -219,9 +147,7 @@ def update_metrics(path: str | Path, **fields) -> dict:
     metrics = json.loads(path.read_text()) if path.exists() else {}
     metrics.update(fields)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    os.replace(temporary, path)
+    write_text(path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return metrics
 
 
@@ -248,7 +174,7 @@ def run_record(run: Run) -> tuple[list[dict], dict, dict, str]:
     has trained in this work folder, else of the series' reference run, labelled as such."""
     own = [run.model_dir / name for name in ("history.json", "config.json")]
     if all(path.exists() for path in own) and run.metrics_file.exists():
-        files, label = [*own, run.metrics_file], f"your run in {run.show_path(run.model_dir)}"
+        files, label = [*own, run.metrics_file], f"your run in {shown(run.model_dir)}"
     else:
         files = [reference_file(name) for name in ("history.json", "config.json", "metrics.json")]
         label = "the series' reference run (no training of yours in this work folder yet)"

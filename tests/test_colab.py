@@ -50,7 +50,8 @@ def run_alone(notebook: Path, tmp: Path, site: Path, photos: Path) -> dict:
     env = {"PATH": f"{COLAB_PYTHON.parent}:/usr/bin:/bin", "PYTHONPATH": str(site),
            "HOME": str(tmp), "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "agg"}
     result = subprocess.run(
-        [str(COLAB_PYTHON), "-m", "helpers.notebooks", str(folder / "out"), "PROFILE=quick",
+        [str(COLAB_PYTHON), str(ROOT / "tools" / "notebooks.py"), str(folder / "out"),
+         "PROFILE=quick",
          f"DATA_DIR={photos}", "VERBOSE=2", "--", str(folder / notebook.name)],
         cwd=folder, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]

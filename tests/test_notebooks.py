@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fixtures import make_petimages
 
-from helpers.notebooks import execute
+from tools.notebooks import execute
 
 ROOT = Path(__file__).resolve().parents[1]
 WARNING = re.compile(r"Warning|Traceback|^Error", re.MULTILINE)  # progress bars are fine

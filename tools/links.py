@@ -1,7 +1,7 @@
 """Where the public repository lives: the one line to change when it moves.
 
 Colab badges and install cells in the notebooks and README are written from these values by
-`python -m helpers links`; a test fails when they disagree.
+`make links`; a test fails when they disagree.
 """
 
 REPOSITORY = "alexnet-tutorials/alexnet-cats-vs-dogs"

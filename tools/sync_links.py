@@ -1,12 +1,16 @@
-"""Rewrite the Colab badges and install cells of the notebooks and README from helpers/links.py,
-so that moving the repository is a one-line change there plus `python -m helpers links`."""
+"""Rewrite the Colab badges and install cells of the notebooks and README from tools/links.py,
+so that moving the repository is a one-line change there plus `make links`.
+
+    python -m tools.sync_links [--check]
+"""
 
 import json
 import re
+import sys
 from pathlib import Path
 
-from helpers.links import colab_badge, repository_url
-from helpers.workspace import project_root
+from tools.links import colab_badge, repository_url
+from helpers.files import project_root
 
 BADGE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\(https://colab\.research\.google\.com/github/"
                    r"[^)]*/notebooks/(?P<notebook>[\w.-]+\.ipynb)\)")
@@ -55,3 +59,11 @@ def sync_links(root: Path | None = None, check: bool = False) -> list[Path]:
                 else:
                     path.write_text(rewrite(path.read_text()))
     return stale
+
+
+if __name__ == "__main__":
+    check = "--check" in sys.argv[1:]
+    changed = sync_links(check=check)
+    if check and changed:
+        sys.exit("error: these files disagree with tools/links.py (run `make links`): "
+                 + ", ".join(str(p) for p in changed))

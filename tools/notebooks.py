@@ -57,7 +57,7 @@ def execute(path: Path, output: Path, values: dict, cwd: Path, timeout: int | No
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m helpers.notebooks OUT_DIR NAME=VALUE ... -- NOTEBOOK ...`: execute each
+    """`python -m tools.notebooks OUT_DIR NAME=VALUE ... -- NOTEBOOK ...`: execute each
     notebook in order into OUT_DIR (which may be notebooks/ itself), from the notebooks folder."""
     argv = sys.argv[1:] if argv is None else argv
     out_dir, rest = Path(argv[0]), argv[1:]

@@ -1,0 +1,46 @@
+"""Files and paths: writes that a kill never leaves half done (made under a temporary name and
+renamed into place, so a reader finds the old file or the new one), and paths as printed."""
+
+import json
+import os
+from pathlib import Path
+
+DRIVE_MOUNT = Path("/content/drive")  # where Colab mounts Google Drive
+
+
+def write_atomic(path: str | Path, write) -> None:
+    """Make `path` with `write(temporary)`, then rename it into place."""
+    path = Path(path)
+    temporary = path.with_name(f".tmp-{path.name}")  # keeps the suffix Keras checks
+    temporary.unlink(missing_ok=True)
+    write(temporary)
+    os.replace(temporary, path)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    write_atomic(path, lambda temporary: temporary.write_text(text))
+
+
+def write_json(path: str | Path, value) -> None:
+    write_text(path, json.dumps(value, indent=1) + "\n")
+
+
+def project_root() -> Path:
+    """The repository root when run from a checkout (the cwd or its parent), else the cwd."""
+    cwd = Path.cwd().resolve()
+    for candidate in (cwd, cwd.parent):
+        if (candidate / "helpers").is_dir() and (candidate / "notebooks").is_dir():
+            return candidate
+    return cwd
+
+
+def shown(path: str | Path) -> str:
+    """A path as printed, with no machine paths: relative to the checkout when below it, else
+    to the current folder; Drive as it is."""
+    path = Path(path).resolve()
+    if path.is_relative_to(DRIVE_MOUNT):
+        return str(path)
+    root = project_root()
+    if path.is_relative_to(root):
+        return path.relative_to(root).as_posix() if path != root else "."
+    return os.path.relpath(path)
