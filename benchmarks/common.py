@@ -9,9 +9,11 @@ import math
 import shutil
 from pathlib import Path
 
+from helpers.config import get_profile
+from helpers.files import write_text
 from helpers.photos import CLASS_NAMES, SPLITS, find_source, link_or_copy
 from helpers.prepare import prepare
-from helpers.workspace import from_root, get_profile
+from helpers.workspace import from_root
 
 DEFAULT_WORK_DIR = Path("build") / "bench"
 
@@ -37,8 +39,8 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
 def full_config(**overrides):
     """The TrainConfig of the full profile's run (the one place a run is described), with
     the `overrides` that are not None (options left at their default)."""
-    return get_profile("full").train_config(
-        **{key: value for key, value in overrides.items() if value is not None})
+    return dataclasses.replace(get_profile("full").train, **{
+        key: value for key, value in overrides.items() if value is not None})
 
 
 def add_config_args(parser: argparse.ArgumentParser, *names: str) -> None:
@@ -67,13 +69,13 @@ def training_session(processed: Path, config):
     import keras
 
     from helpers.data import list_images
-    from helpers.training import resolve_precision
+    from helpers.environment import choose_precision
 
     train_count = len(list_images(processed / "train")[0])
     if train_count == 0:
         raise FileNotFoundError(f"no training photos in {processed / 'train'}")
     keras.utils.set_random_seed(config.seed)
-    precision = resolve_precision(config)
+    precision = choose_precision(config.precision)
     previous = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(precision)
     try:
@@ -149,7 +151,7 @@ def report(rows: list[tuple[str, str, str]], result: dict, json_out: str | Path 
     if json_out:
         path = from_root(json_out)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=1) + "\n")
+        write_text(path, json.dumps(result, indent=1) + "\n")
     print(line, flush=True)
 
 

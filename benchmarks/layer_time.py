@@ -19,8 +19,9 @@ import time
 
 from benchmarks.common import add_config_args, config_from, new_parser, report
 from benchmarks.precision import add_args, train_ips
+from helpers.environment import choose_precision
 from helpers.params import layer_row
-from helpers.training import build_model, resolve_precision
+from helpers.training import build_model
 
 
 def layer_seconds(layer, batch_size: int, input_gradient: bool, steps: int, warmup: int
@@ -55,7 +56,7 @@ def run(config, steps: int = 10, warmup: int = 2) -> dict:
 
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError("benchmarks.layer_time needs the TensorFlow backend")
-    policy = resolve_precision(config)
+    policy = choose_precision(config.precision)
     previous = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(policy)
     try:

@@ -1,6 +1,6 @@
 """Peak resident memory of full-profile training over all photos, caches included.
 
-A child Python process trains the full profile's run (workspace.get_profile("full"): AlexNet
+A child Python process trains the full profile's run (config.get_profile("full").train: AlexNet
 "bn", 227 px, batch 64, automatic precision; the options change single settings) on the
 prepared split as helpers.training.train does: load_split's caches (the training split's in a
 file, which the OS page cache holds, outside the process's memory; validation's in memory), the
@@ -63,33 +63,29 @@ def child(config_json: str, processed: str, run_dir: str, steps: str, epochs: st
     the peak memory, overall and at the end of each epoch, as the last JSON line."""
     import keras
 
+    from helpers.config import TrainConfig
     from helpers.data import steps_per_epoch
-    from helpers.training import (
-        TrainConfig,
-        build_model,
-        callbacks,
-        datasets,
-        resolve_precision,
-        resume,
-    )
+    from helpers.environment import choose_precision
+    from helpers.training import build_model, callbacks, datasets, open_run
 
     config, steps, epochs = TrainConfig(**json.loads(config_json)), int(steps) or None, int(epochs)
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run, never a resumed one
     started = time.perf_counter()
-    precision = resolve_precision(config)
+    precision = choose_precision(config.precision)
     keras.mixed_precision.set_dtype_policy(precision)
-    state = resume(config, run_dir)
-    keras.utils.set_random_seed(state.seed)
-    train, val, count = datasets(config, processed, state.seed)
+    open_run(config, run_dir)
+    keras.utils.set_random_seed(config.seed)
+    train, val, count = datasets(config, processed, config.seed)
     if steps:
         for _ in train:  # epoch 1's work on the data: every photo decoded and cached
             pass
-    model = build_model(config, steps_per_epoch(count, config.batch_size), state.seed)
+    model = build_model(config, steps_per_epoch(count, config.batch_size), config.seed)
     by_epoch = []
     record = keras.callbacks.LambdaCallback(
         on_epoch_end=lambda epoch, logs: by_epoch.append(peak_rss_bytes()))
     model.fit(train, validation_data=val, epochs=epochs, steps_per_epoch=steps, verbose=2,
-              shuffle=False, callbacks=[*callbacks(state), record])  # the pipeline shuffles
+              shuffle=False,  # the pipeline shuffles
+              callbacks=[*callbacks(config, run_dir), record])
     print(json.dumps({"peak_rss_bytes": peak_rss_bytes(), "peak_rss_by_epoch": by_epoch,
                       "train_images": count,
                       "seconds": time.perf_counter() - started, "precision": precision}),

@@ -76,9 +76,9 @@ def train_ips(config, policy: str, steps: int = 20, warmup: int = 3,
 def run(config, steps: int = 20, warmup: int = 3) -> dict:
     """float32 vs `config`'s precision (a TrainConfig; "auto": the automatic choice) for its
     model, image size and batch size; returns this benchmark's JSON keys."""
-    from helpers.training import resolve_precision
+    from helpers.environment import choose_precision
 
-    auto = resolve_precision(config)
+    auto = choose_precision(config.precision)
     fp32, _ = train_ips(config, "float32", steps, warmup)
     chosen, _ = train_ips(config, auto, steps, warmup)
     return {"fp32_train_ips": fp32, "auto_train_ips": chosen, "precision_speedup": chosen / fp32,

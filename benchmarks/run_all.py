@@ -18,7 +18,8 @@ from benchmarks.common import (
     prepared_split,
     report,
 )
-from helpers.workspace import describe_folder, from_root
+from helpers.files import shown
+from helpers.workspace import from_root
 
 
 def hardware() -> dict:
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
         found = tta.run(processed, config, time_limit_s=args.time_limit or tta.DEFAULT_TIME_LIMIT_S)
         result.update({f"tta_{key}": value for key, value in found.items()})
         rows += tta.rows(found)
-    result.update(hardware(), data_dir=describe_folder(processed))  # no machine paths
+    result.update(hardware(), data_dir=shown(processed))  # no machine paths
     report(rows, result, args.json_out)
     return result
 

@@ -33,8 +33,7 @@ from pathlib import Path
 
 from benchmarks.common import add_config_args, config_from, last_json, new_parser, report
 from benchmarks.precision import add_args, train_ips
-from helpers.environment import KEEP_GLIBC_MALLOC
-from helpers.training import resolve_precision
+from helpers.environment import KEEP_GLIBC_MALLOC, choose_precision
 
 SETTINGS = {  # name: (the TrainConfig fields it changes, given the full profile's; XLA asked;
     # environment variables for its process)
@@ -62,7 +61,7 @@ def time_here(config, name: str, steps: int, warmup: int) -> dict:
     """Images/s of setting `name` in this process, and whether XLA compiled it."""
     changes, jit_compile, _ = SETTINGS[name]
     ips, compiled = train_ips(dataclasses.replace(config, **changes(config)),
-                              resolve_precision(config), steps, warmup, jit_compile)
+                              choose_precision(config.precision), steps, warmup, jit_compile)
     return {"images_per_s": ips, "xla": compiled,
             "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "1"}
 
@@ -85,12 +84,12 @@ def time_apart(config, name: str, steps: int, warmup: int) -> dict:
 def run(config, steps: int = 20, warmup: int = 3, names: list[str] | None = None) -> dict:
     """Images/s of each setting named (default: default_settings; the step as trained always,
     first), each timed in its own process, and its ratio to the step as trained."""
-    names = names or default_settings(resolve_precision(config))
+    names = names or default_settings(choose_precision(config.precision))
     names = [BASE, *(name for name in names if name != BASE)]
     found = {name: time_apart(config, name, steps, warmup) for name in names}
     for values in found.values():
         values["ratio"] = values["images_per_s"] / found[BASE]["images_per_s"]
-    return {"step_time": found, "step_time_precision": resolve_precision(config),
+    return {"step_time": found, "step_time_precision": choose_precision(config.precision),
             "step_time_variant": config.variant, "step_time_image_size": config.image_size,
             "step_time_batch_size": config.batch_size, "step_time_steps": steps}
 

@@ -1,7 +1,7 @@
 """Time to accuracy: how long the recommended recipe takes to reach the series' validation
 accuracy, on whatever machine and Keras backend runs it.
 
-The recipe is the full profile's run (workspace.get_profile("full").train_config()): AlexNet
+The recipe is the full profile's run (config.get_profile("full").train): AlexNet
 "bn", 227 px, batch 64, Adam 1e-3 with one warm-up epoch then cosine decay over --epochs (12),
 label smoothing 0.05, augmentation inside the model, automatic precision. Training stops at the
 first epoch whose val_accuracy reaches --target (0.9368), or when --time-limit seconds have
@@ -38,8 +38,9 @@ from benchmarks.common import (
     report,
     training_session,
 )
+from helpers.config import TrainConfig
 from helpers.data import list_images, load_image, steps_per_epoch
-from helpers.training import TrainConfig, build_model
+from helpers.training import build_model
 
 TARGET_ACCURACY = 0.9368
 DEFAULT_TIME_LIMIT_S = 3 * 3600
@@ -118,13 +119,9 @@ def load_arrays(split_dir: Path, image_size: int, classes: int = 1, workers: int
 def fit_data(processed: Path, config: TrainConfig, loader: str) -> tuple[dict, dict]:
     """Keyword arguments for model.fit: training data and validation data."""
     if loader == "tf":
-        from helpers.data import load_split
-        from helpers.training import with_targets
+        from helpers.training import datasets
 
-        train = with_targets(load_split(processed / "train", config.image_size, config.batch_size,
-                                        shuffle=True, seed=config.seed), config.classes)
-        val = with_targets(load_split(processed / "val", config.image_size, config.batch_size),
-                           config.classes)
+        train, val, _ = datasets(config, processed, config.seed)
         return {"x": train, "shuffle": False}, {"validation_data": val}
     x, y = load_arrays(processed / "train", config.image_size, config.classes)
     val = load_arrays(processed / "val", config.image_size, config.classes)

@@ -1,6 +1,6 @@
 """Tuning on the validation split: train each recipe the same way and record what it reached.
 
-A recipe is the full profile's run (workspace.get_profile("full").train_config()) with the
+A recipe is the full profile's run (config.get_profile("full").train) with the
 variant's dropout rates (PILOT_BASE) and a few settings changed, and optionally another
 optimizer or an average of the weights. Every recipe trains for --epochs on the first
 --train-photos training photos (half per class; default: all) at --image-size, and is judged on
@@ -44,8 +44,9 @@ from benchmarks.time_to_accuracy import StopAtAccuracy, choose_loader, fit_data
 from helpers.data import list_images, steps_per_epoch
 from helpers.environment import describe_hardware, device_report
 from helpers.evaluation import wilson_interval
-from helpers.photos import link_subset
-from helpers.training import build_model, learning_rate_schedule, write_text
+from helpers.files import write_text
+from helpers.photos import first_photos, link_photos
+from helpers.training import build_model, learning_rate_schedule
 from helpers.workspace import from_root, now
 
 DEFAULT_OUT = Path("results") / "tuning.json"
@@ -114,7 +115,8 @@ def pilot_split(processed: Path, dest: Path, train_photos: int | None) -> Path:
     if train_photos < 2:
         raise ValueError(f"--train-photos must be at least 2 (1 per class), got {train_photos}")
     shutil.rmtree(dest, ignore_errors=True)
-    return link_subset(processed, dest, {"train": train_photos // 2, "val": None})
+    return link_photos(first_photos(processed / "train", train_photos // 2)
+                       + first_photos(processed / "val", None), processed, dest)
 
 
 def recipe_config(name: str, base):

@@ -36,11 +36,12 @@ def project_root() -> Path:
 
 def shown(path: str | Path) -> str:
     """A path as printed, with no machine paths: relative to the checkout when below it, else
-    to the current folder; Drive as it is."""
+    to the current folder when they share a parent; Drive as it is."""
     path = Path(path).resolve()
     if path.is_relative_to(DRIVE_MOUNT):
         return str(path)
     root = project_root()
     if path.is_relative_to(root):
         return path.relative_to(root).as_posix() if path != root else "."
-    return os.path.relpath(path)
+    near = os.path.commonpath([path, Path.cwd().resolve()]) != path.anchor
+    return os.path.relpath(path) if near else str(path)

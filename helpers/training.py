@@ -104,13 +104,21 @@ class HistoryLog(keras.callbacks.Callback):
 
 
 class SaveBest(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint(save_best_only=True) that writes beside the file and renames: Keras
-    writes in place, and a kill halfway through would lose the best model so far."""
+    """ModelCheckpoint(save_best_only=True) that writes beside best.keras and renames it into
+    place (Keras writes in place: a kill halfway would lose the best model so far) and, on a
+    resumed run, starts from the best epoch already trained (Keras's initial_value_threshold,
+    set once fit says where it resumes)."""
 
-    def __init__(self, path: Path, best_so_far: float | None):
+    def __init__(self, path: Path):
         self.final = Path(path)
         super().__init__(self.final.with_name(f".tmp-{self.final.name}"), monitor=MONITOR,
-                         mode="max", save_best_only=True, initial_value_threshold=best_so_far)
+                         mode="max", save_best_only=True, initial_value_threshold=None)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.best is None:
+            earlier = read_history(self.final.parent)[:epoch]
+            self.best = max((row[MONITOR] for row in earlier), default=None)
+        super().on_epoch_begin(epoch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
         if MONITOR not in (logs or {}):  # Keras only warns, and never saves
@@ -121,9 +129,9 @@ class SaveBest(keras.callbacks.ModelCheckpoint):
 
 
 class Backup(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore whose resume epoch comes from the restored optimizer's step count, and
-    whose damaged backup gets a message: Keras writes the weights, then the epoch, and a kill
-    between the two would train one epoch twice."""
+    """BackupAndRestore that resumes at the epoch the restored optimizer's step count says
+    (Keras writes the weights, then the epoch number: a kill between the two, or a cut-off
+    epoch file, would train an epoch twice), and explains a backup it cannot read."""
 
     def __init__(self, run_dir: Path):
         super().__init__(Path(run_dir) / "backup", double_checkpoint=True)
@@ -132,9 +140,13 @@ class Backup(keras.callbacks.BackupAndRestore):
         try:
             super().on_train_begin(logs)
         except (OSError, ValueError, KeyError) as error:
-            reason = " ".join(str(error).split())[:160]
-            raise RunError(f"{shown(self.backup_dir)} cannot be read ({reason}); nothing was "
-                           f"changed. To {START_OVER}") from error
+            if isinstance(error, OSError) and not any(map(os.path.exists, (
+                    self._prev_weights_path, self._training_metadata_path))):
+                os.remove(self._weights_path)  # cut off in the first epoch's backup: start anew
+            elif isinstance(error, OSError) or not os.path.exists(self._weights_path):
+                reason = " ".join(str(error).split())[:160]
+                raise RunError(f"{shown(self.backup_dir)} cannot be read ({reason}). To "
+                               f"{START_OVER}") from error
         steps, done = self.params.get("steps"), self.model.optimizer.iterations
         if steps and os.path.exists(self._weights_path):
             self.model._initial_epoch = int(keras.ops.convert_to_numpy(done)) // steps
@@ -143,8 +155,7 @@ class Backup(keras.callbacks.BackupAndRestore):
 def callbacks(config: TrainConfig, run_dir: Path) -> list[keras.callbacks.Callback]:
     """The run's callbacks, in the order they act at each epoch's end: history, best model,
     backup (a kill between two of them loses at most that epoch), then early stopping."""
-    best = max((row[MONITOR] for row in read_history(run_dir) if MONITOR in row), default=None)
-    return [HistoryLog(run_dir), SaveBest(Path(run_dir) / "best.keras", best), Backup(run_dir),
+    return [HistoryLog(run_dir), SaveBest(Path(run_dir) / "best.keras"), Backup(run_dir),
             keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=config.patience,
                                           restore_best_weights=True)]
 
@@ -153,6 +164,15 @@ def read_history(run_dir: str | Path) -> list[dict]:
     """The rows of run_dir/history.json (empty when there is none yet)."""
     path = Path(run_dir) / "history.json"
     return json.loads(path.read_text()) if path.exists() else []
+
+
+def epochs_done(run_dir: str | Path) -> int:
+    """Epochs the run's backup holds, which a resumed run starts after (0 without one)."""
+    try:
+        return json.loads((Path(run_dir) / "backup" / "training_metadata.json").read_text()
+                          )["epoch"]
+    except (OSError, ValueError, KeyError):
+        return 0
 
 
 def set_aside(run_dir: Path) -> Path | None:
@@ -220,7 +240,7 @@ def train(config: TrainConfig, processed_dir: str | Path, run_dir: str | Path,
         print(said)
     if not (Path(run_dir) / "finished.json").exists():
         keras.mixed_precision.set_dtype_policy(choose_precision(config.precision))
-        seed = config.seed + len(read_history(run_dir))  # a resumed run does not replay epoch 1
+        seed = config.seed + epochs_done(run_dir)  # a resumed run does not replay epoch 1
         keras.utils.set_random_seed(seed)
         train_data, val_data, count = datasets(config, processed_dir, seed)
         model = build_model(config, steps_per_epoch(count, config.batch_size), seed)

@@ -48,6 +48,8 @@ TTA_KEYS = ("wall_time_s", "epochs", "images_per_s")
 FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 
 
+pytestmark = pytest.mark.slow
+
 @pytest.fixture(scope="module")
 def pets(tmp_path_factory) -> Path:
     """A generated PetImages folder: 12 clean photos per class, 48 px."""

@@ -11,6 +11,8 @@ from fixtures import make_petimages
 
 from tools.notebooks import execute
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 WARNING = re.compile(r"Warning|Traceback|^Error", re.MULTILINE)  # progress bars are fine
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))

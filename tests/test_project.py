@@ -12,9 +12,11 @@ import pytest
 import yaml
 
 from helpers import workspace
-from helpers.links import REPOSITORY, colab_badge, colab_url, repository_url
-from helpers.sync_links import sync_links
-from helpers.workspace import PROFILES, get_profile, project_root, work_folders
+from helpers.config import DATA_DIR, PROFILE, PROFILES, SEED, get_profile
+from helpers.files import project_root, shown
+from helpers.workspace import work_folders
+from tools.links import REPOSITORY, colab_badge, colab_url, repository_url
+from tools.sync_links import sync_links
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +53,7 @@ def test_requirement_parsing_ignores_comments_and_the_editable_install():
 def test_links_check_passes_on_the_repository():
     assert sync_links(root=ROOT, check=True) == []
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-m", "helpers", "links", "--check"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "tools.sync_links", "--check"], cwd=ROOT,
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "error:" not in result.stderr
@@ -177,13 +179,34 @@ def test_run_record_falls_back_on_the_reference_run(tmp_path, monkeypatch):
     assert len(own) == 2 and about == "your run in models/alexnet_bn"
 
 
-def test_profile_train_config_is_the_one_description_of_a_run():
-    full = get_profile("full").train_config()
-    assert (full.variant, full.epochs, full.batch_size) == ("bn", 11, 64)
-    assert (full.conv_dropout, full.dense_dropout) == (0.0, 0.3)  # the tuning's less-dropout
-    quick = get_profile("quick").train_config()
-    assert (quick.conv_dropout, quick.dense_dropout) == (None, None)  # the variant's
-    assert get_profile("full").train_config(epochs=1, image_size=64).image_size == 64
+def test_one_default_profile_data_folder_and_seed_everywhere(capsys):
+    from helpers.__main__ import main
+
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"PROFILE ?= {PROFILE}" in makefile and f"DATA_DIR ?= {DATA_DIR}" in makefile
+    assert f"SEED ?= {SEED}" in makefile
+    for notebook in sorted((ROOT / "notebooks").glob("0*.ipynb")):
+        cells = json.loads(notebook.read_text())["cells"]
+        parameters = "".join(next(c for c in cells if "parameters" in c["metadata"].get(
+            "tags", []))["source"])
+        assert f'PROFILE = "{PROFILE}"' in parameters and f"SEED = {SEED}" in parameters
+        if "DATA_DIR" in parameters:
+            assert f'DATA_DIR = "{DATA_DIR}"' in parameters
+    for command, default in (("train", PROFILE), ("download", DATA_DIR)):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert f"(default: {default})" in " ".join(capsys.readouterr().out.split())
+
+
+def test_paths_are_shown_without_machine_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT / "notebooks")
+    assert shown(ROOT / "models" / "best.keras") == "models/best.keras"  # from the checkout
+    assert shown(ROOT) == "."
+    work = tmp_path / "runtime"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert shown(tmp_path / "drive" / "models") == "../drive/models"  # near the current folder
+    assert shown("/content/drive/MyDrive/x") == "/content/drive/MyDrive/x"  # Drive as it is
 
 
 def test_the_package_declares_no_test_or_build_tools():
@@ -217,7 +240,8 @@ def tomllib_project() -> dict:
 def test_get_profile_and_unknown_profiles():
     assert get_profile("quick") is PROFILES["quick"]
     assert get_profile("full").per_class_limit is None
-    assert get_profile("quick").variant == "compact"
+    assert get_profile("quick").train.variant == "compact"
+    assert get_profile("full").train.epochs == 11
     with pytest.raises(ValueError) as error:
         get_profile("nope")
     message = str(error.value)

@@ -27,11 +27,13 @@ from helpers.__main__ import main
 from helpers.config import TrainConfig, get_profile
 from helpers.data import list_images, load_split, steps_per_epoch
 from helpers.evaluation import saved_or_demo_model
+from helpers.files import shown
 from helpers.prepare import prepare
 from helpers.training import (
     MONITOR,
     RunError,
     callbacks,
+    epochs_done,
     learning_rate_schedule,
     read_history,
     train,
@@ -184,7 +186,7 @@ def test_a_finished_run_is_reported_not_retrained(straight, processed, capsys):
     assert log.started == [] and log.begin_step is None  # fit never ran
     assert files_of(run_dir) == before and again == summary
     printed = capsys.readouterr().out
-    assert printed.startswith(f"{run_dir} holds a finished run (5 epochs, best epoch ")
+    assert printed.startswith(f"{shown(run_dir)} holds a finished run (5 epochs, best epoch ")
     assert "restart=True" in printed
 
 
@@ -295,38 +297,47 @@ def test_a_resumed_epoch_is_not_a_replay_of_epoch_one(shuffled_labels, tmp_path)
     assert history[1]["accuracy"] < 0.8, "the resumed epoch replayed epoch 1's batches"
 
 
-def test_a_damaged_backup_says_what_to_do_and_changes_nothing(resumed, processed, tmp_path):
-    source = tmp_path / "interrupted"
-    with pytest.raises(KeyboardInterrupt):
-        train(CONFIG, processed, source, verbose=0, extra_callbacks=[StopAfter(2)])
-    damages = {
-        "half-written epoch number": lambda d: (d / "backup" / "training_metadata.json")
-        .write_text('{"epoch": '),
-        "weights and their copy unreadable": lambda d: [
-            path.write_bytes(path.read_bytes()[:100]) for path in (d / "backup").glob("*.h5*")],
-    }
-    for name, damage in damages.items():
-        run_dir = tmp_path / name.replace(" ", "-")
-        shutil.copytree(source, run_dir)
-        damage(run_dir)
-        before = files_of(run_dir)
-        with pytest.raises(RunError) as error:
-            train(CONFIG, processed, run_dir, verbose=0)
-        message = str(error.value)
-        assert message.startswith(f"{run_dir}/backup cannot be read ("), name
-        assert "nothing was changed" in message and "--restart" in message
-        assert "\n" not in message and files_of(run_dir) == before, name
-
-
-def test_a_cut_off_latest_backup_falls_back_on_the_one_before(processed, tmp_path):
-    run_dir = tmp_path / "run"
+@pytest.fixture(scope="module")
+def stopped_after_two(processed, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("stopped") / "run"
     with pytest.raises(KeyboardInterrupt):
         train(CONFIG, processed, run_dir, verbose=0, extra_callbacks=[StopAfter(2)])
-    latest = run_dir / "backup" / "latest.weights.h5"
-    latest.write_bytes(latest.read_bytes()[:100])
+    return run_dir
+
+
+def test_an_unreadable_backup_says_what_to_do_and_keeps_the_run(stopped_after_two, processed,
+                                                                 tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(stopped_after_two, run_dir)
+    for path in (run_dir / "backup").glob("*.h5*"):  # the latest weights and their copy
+        path.write_bytes(path.read_bytes()[:100])
+    before = {k: v for k, v in files_of(run_dir).items() if not k.startswith("backup/")}
+    with pytest.raises(RunError) as error:
+        train(CONFIG, processed, run_dir, verbose=0)
+    message = str(error.value)
+    assert message.startswith(f"{shown(run_dir / 'backup')} cannot be read (")
+    assert "--restart" in message and "previous-<time>/" in message and "\n" not in message
+    assert {k: v for k, v in files_of(run_dir).items() if not k.startswith("backup/")} == before
+    train(CONFIG, processed, run_dir, verbose=0, restart=True)  # what the message says to do
+    aside = next(p for p in run_dir.iterdir() if p.name.startswith("previous-"))
+    assert {k: v for k, v in files_of(aside).items() if not k.startswith("backup/")} == before
+
+
+@pytest.mark.parametrize("damage", ["cut-off weights", "cut-off epoch number"])
+def test_a_cut_off_backup_file_resumes_without_losing_a_finished_epoch(stopped_after_two,
+                                                                      processed, tmp_path,
+                                                                      damage):
+    run_dir = tmp_path / "run"
+    shutil.copytree(stopped_after_two, run_dir)
+    if damage == "cut-off weights":  # Keras falls back on the copy of the epoch before
+        latest, started = run_dir / "backup" / "latest.weights.h5", [2, 3, 4]
+        latest.write_bytes(latest.read_bytes()[:100])
+    else:  # the weights are whole: their optimizer step count says which epoch they end
+        latest, started = run_dir / "backup" / "training_metadata.json", [3, 4]
+        latest.write_text('{"epoch": ')
     log = EpochLog(raw_split(processed, "val")[0][:4])
     train(CONFIG, processed, run_dir, verbose=0, extra_callbacks=[log])
-    assert log.started == [2, 3, 4]  # epoch 2 is trained again from epoch 1's backup
+    assert log.started == started
     assert [row["epoch"] for row in read_history(run_dir)] == [1, 2, 3, 4]
 
 
@@ -388,6 +399,10 @@ def killing(monkeypatch, at: int | None, how: str) -> list[str]:
             seen.append(f"{_name} {target.name}")
             if len(seen) == at and how == "before":
                 raise Killed
+            if len(seen) == at and how == "halfway" and _name == "os.replace":
+                source = Path(args[0])  # the temporary file, cut short before its rename
+                source.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+                raise Killed
             result = _real(*args, **kwargs)
             if len(seen) == at:
                 if how == "halfway" and target.is_file():
@@ -412,13 +427,14 @@ def test_a_kill_at_any_write_loses_at_most_the_epoch_in_progress(tmp_path, monke
             with pytest.raises(Killed):
                 tiny_fit(run_dir)
             monkeypatch.undo()
-            done = [row["epoch"] for row in read_history(run_dir)]
-            assert done == list(range(1, len(done) + 1)), (at, how)
-            epoch_of_write = sum(w.startswith("os.replace history") for w in writes[:at - 1])
-            assert len(done) >= epoch_of_write - 1, (at, how)  # at most the epoch in progress
-            if (run_dir / "best.keras").exists():
-                assert bias(run_dir / "best.keras") == first_best_epoch(
-                    [{"epoch": e, MONITOR: VAL_ACCURACY[e - 1]} for e in done]), (at, how)
+            logged = read_history(run_dir)
+            assert [row["epoch"] for row in logged] == list(range(1, len(logged) + 1))
+            committed = 3 if (run_dir / "finished.json").exists() else epochs_done(run_dir)
+            in_progress = sum(w.startswith("os.replace history") for w in writes[:at])
+            assert committed >= in_progress - 1, (at, how)  # at most the epoch in progress
+            if (run_dir / "best.keras").exists():  # the best committed, or the one in progress
+                assert bias(run_dir / "best.keras") in {
+                    first_best_epoch(logged[:committed] or logged), first_best_epoch(logged)}
             tiny_fit(run_dir)  # and the run completes, with the history of every epoch
             assert [row["epoch"] for row in read_history(run_dir)] == [1, 2, 3], (at, how)
             assert [row[MONITOR] for row in read_history(run_dir)] == VAL_ACCURACY
@@ -437,11 +453,11 @@ def test_kill_9_while_training_then_resume_with_the_command(processed, tmp_path,
                                  stdout=log, stderr=subprocess.STDOUT)
     try:
         for _ in range(6000):  # at most 5 minutes
-            if read_history(run_dir):  # always whole: replaced atomically
+            if (run_dir / "backup" / "training_metadata.json").exists():  # epoch 1 backed up
                 break
             assert child.poll() is None, (tmp_path / "log.txt").read_text()[-2000:]
             time.sleep(0.05)
-        seen = read_history(run_dir)
+        seen = read_history(run_dir)  # always whole: replaced atomically
         assert seen and child.poll() is None
         child.send_signal(signal.SIGKILL)
     finally:
@@ -450,7 +466,7 @@ def test_kill_9_while_training_then_resume_with_the_command(processed, tmp_path,
     assert child.returncode == -signal.SIGKILL
     main(command)
     printed = capsys.readouterr().out
-    assert f"Resuming {run_dir} after epoch " in printed
+    assert f"Resuming {shown(run_dir)} after epoch " in printed
     history = read_history(run_dir)
     assert [row["epoch"] for row in history] == [1, 2, 3, 4]
     assert history[0] == seen[0]  # epoch 1, as it was before the kill

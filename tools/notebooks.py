@@ -13,6 +13,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from helpers.files import write_atomic
+
 PARAMETER = re.compile(r"^(?P<name>[A-Z_]+) = .*?(?P<comment>  #.*)?$", re.MULTILINE)
 
 
@@ -51,9 +53,7 @@ def execute(path: Path, output: Path, values: dict, cwd: Path, timeout: int | No
     finally:
         cell.source = defaults
         output.parent.mkdir(parents=True, exist_ok=True)
-        temporary = output.with_name(f".{output.name}.tmp")
-        nbformat.write(notebook, temporary)
-        temporary.replace(output)
+        write_atomic(output, lambda temporary: nbformat.write(notebook, temporary))
 
 
 def main(argv: list[str] | None = None) -> None:

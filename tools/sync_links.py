@@ -9,8 +9,8 @@ import re
 import sys
 from pathlib import Path
 
-from tools.links import colab_badge, repository_url
 from helpers.files import project_root
+from tools.links import colab_badge, repository_url
 
 BADGE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\(https://colab\.research\.google\.com/github/"
                    r"[^)]*/notebooks/(?P<notebook>[\w.-]+\.ipynb)\)")
