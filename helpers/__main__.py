@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 
 from helpers.config import DATA_DIR, PROFILE, SEED
@@ -29,13 +30,19 @@ def _prepare(args: argparse.Namespace) -> None:
 
 def _params(args: argparse.Namespace) -> None:
     from helpers.config import INPUT_SIZE
+    from helpers.environment import load_keras
+
+    size = args.image_size or INPUT_SIZE
+    if not 67 <= size <= 1024 or args.classes < 1:  # below 67 px a layer's output is empty
+        sys.exit(f"error: --image-size must be 67 to 1024 pixels and --classes at least 1 (got "
+                 f"{size} and {args.classes})")
+    load_keras()
     from helpers.params import format_table, parameter_table
 
     try:
-        table = parameter_table(args.variant, classes=args.classes,
-                                image_size=args.image_size or INPUT_SIZE)
+        table = parameter_table(args.variant, classes=args.classes, image_size=size)
     except ValueError as error:
-        sys.exit(f"error: {error}")
+        sys.exit(f"error: {str(error).splitlines()[0]}")
     print(format_table(table))
 
 
@@ -46,8 +53,9 @@ def _train(args: argparse.Namespace) -> None:
     from dataclasses import replace
 
     from helpers.config import get_profile
-    from helpers.files import shown
-    from helpers.training import RunError, train
+    from helpers.files import Busy, shown
+    from helpers.runs import RunError
+    from helpers.training import train
 
     overrides = {name: getattr(args, name) for name in ("variant", "epochs", "batch_size",
                                                          "image_size", "precision", "seed")
@@ -55,7 +63,7 @@ def _train(args: argparse.Namespace) -> None:
     try:
         config = replace(get_profile(args.profile).train, **overrides)
         summary = train(config, args.data, args.run_dir, restart=args.restart)
-    except (RunError, FileNotFoundError, ValueError) as error:
+    except (RunError, Busy, FileNotFoundError, ValueError) as error:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:
         sys.exit("interrupted: the finished epochs are saved; run the same command again to "
@@ -76,6 +84,10 @@ def _summary(args: argparse.Namespace) -> None:
         metrics = read_metrics(metrics_file)
     except FileNotFoundError as error:
         sys.exit(f"error: {error}")
+    except ValueError as error:
+        sys.exit(f"error: {metrics_file} is not a metrics file notebook 04 wrote ({error})")
+    if not isinstance(metrics, dict):
+        sys.exit(f"error: {metrics_file} is not a metrics file notebook 04 wrote")
     print(f"Run summary ({args.profile} profile, {metrics_file}):")
     for key in sorted(metrics):
         value = metrics[key]
@@ -135,7 +147,12 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(run=_summary)
 
     args = parser.parse_args(argv)
-    args.run(args)
+    try:
+        args.run(args)
+    except Exception:  # bad input ends in a one-line error above: this is a bug
+        traceback.print_exc()
+        sys.exit("error: this is a bug in helpers; please report it with the command you ran "
+                 "and the output above")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,12 @@ class TrainConfig:
     precision: str = "auto"
     seed: int = SEED
 
+    def __post_init__(self):
+        if min(self.epochs, self.batch_size, self.classes) < 1 or self.image_size < 67:
+            raise ValueError(f"epochs, batch size and classes must be at least 1 and the image "
+                             f"size at least 67 pixels (got {self.epochs}, {self.batch_size}, "
+                             f"{self.classes} and {self.image_size})")
+
 
 @dataclass(frozen=True)
 class Profile:

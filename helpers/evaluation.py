@@ -15,7 +15,8 @@ from helpers.config import INPUT_SIZE
 from helpers.data import check_split, list_images, load_image, load_split
 from helpers.files import shown
 from helpers.photos import CLASS_NAMES, first_photos, link_photos
-from helpers.training import MONITOR, RunError, read_history, train
+from helpers.runs import MONITOR, RunError, read_history
+from helpers.training import train
 from helpers.workspace import Run
 
 DEMO_EPOCHS, DEMO_PER_CLASS = 4, 200  # the demo model: epochs, training photos per class

@@ -3,7 +3,10 @@ renamed into place, so a reader finds the old file or the new one), and paths as
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
+
+from helpers.environment import process_alive
 
 DRIVE_MOUNT = Path("/content/drive")  # where Colab mounts Google Drive
 
@@ -45,3 +48,36 @@ def shown(path: str | Path) -> str:
         return path.relative_to(root).as_posix() if path != root else "."
     near = os.path.commonpath([path, Path.cwd().resolve()]) != path.anchor
     return os.path.relpath(path) if near else str(path)
+
+
+class Busy(Exception):
+    """Another live process holds the lock; the message names it and what to do."""
+
+
+@contextmanager
+def held(lock: Path, what: str):
+    """Hold `lock` (a file naming this process) while the block runs: refuse while a live
+    process holds it, take it over from a dead one, remove it afterwards."""
+    mine = lock.with_name(f"{lock.name}.{os.getpid()}")
+    mine.write_text(f"{os.getpid()}\n")  # whole before it is linked: never read half written
+    try:
+        for _ in range(2):
+            try:
+                os.link(mine, lock)
+                break
+            except FileExistsError:
+                try:
+                    holder = int(lock.read_text())
+                except (OSError, ValueError):
+                    holder = 0
+                if holder and process_alive(holder):
+                    raise Busy(f"another {what} (process {holder}) is using {shown(lock.parent)}"
+                               f"; wait for it to finish, or delete {shown(lock)} if none is "
+                               "running") from None
+                lock.unlink(missing_ok=True)  # its process is gone
+    finally:
+        mine.unlink()
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)

@@ -1,18 +1,9 @@
 """Training with Keras's own pieces: the data, the compiled model with its learning-rate schedule,
-and the callbacks that notebook 04 shows one by one; `train()` runs them in the same order for
-the training command and the demo model.
+and the callbacks, which notebook 04 shows one by one; `train()` runs them in the same order for
+the training command and the demo model. The run folder they write is runs.py's."""
 
-A run folder holds config.json, history.json, best.keras and, while the run is unfinished,
-Keras's backup/ (BackupAndRestore); finished.json marks a finished run, which is never trained
-again or overwritten.
-"""
-
-import json
 import os
-import shutil
 import time
-from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 
 import keras
@@ -21,16 +12,17 @@ from helpers.alexnet import build_alexnet, head_loss
 from helpers.config import TrainConfig
 from helpers.data import augmentation, check_split, list_images, load_split, steps_per_epoch
 from helpers.environment import choose_precision, describe_hardware, device_report
-from helpers.files import shown, write_json
-
-MONITOR = "val_accuracy"  # Keras 3's name; TensorFlow 1's "val_acc" matches nothing
-START_OVER = ("start over with restart=True (command line: --restart), which moves the run's "
-              "files to previous-<time>/, or train into another folder.")
-RUN_FILES = ("config.json", "history.json", "best.keras", "backup", "finished.json")
-
-
-class RunError(Exception):
-    """A run folder that training cannot use as it is; the message says what to do."""
+from helpers.files import held, shown, write_json
+from helpers.runs import (
+    MONITOR,
+    START_OVER,
+    RunError,
+    epochs_done,
+    open_run,
+    read_history,
+    split_id,
+    summary,
+)
 
 
 def learning_rate_schedule(config: TrainConfig, steps: int):
@@ -152,93 +144,43 @@ class Backup(keras.callbacks.BackupAndRestore):
             self.model._initial_epoch = int(keras.ops.convert_to_numpy(done)) // steps
 
 
+class StopEarly(keras.callbacks.EarlyStopping):
+    """EarlyStopping whose patience, on a resumed run, counts from the best epoch already
+    trained (Keras's starts again from zero)."""
+
+    def __init__(self, run_dir: Path, **kwargs):
+        super().__init__(**kwargs)
+        self.run_dir = run_dir
+
+    def on_epoch_begin(self, epoch, logs=None):
+        earlier = read_history(self.run_dir)[:epoch]
+        if self.best is None and earlier:
+            best = max(earlier, key=lambda row: row[MONITOR])
+            self.best, self.wait = best[MONITOR], epoch - best["epoch"]
+
+
 def callbacks(config: TrainConfig, run_dir: Path) -> list[keras.callbacks.Callback]:
     """The run's callbacks, in the order they act at each epoch's end: history, best model,
     backup (a kill between two of them loses at most that epoch), then early stopping."""
     return [HistoryLog(run_dir), SaveBest(Path(run_dir) / "best.keras"), Backup(run_dir),
-            keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=config.patience,
-                                          restore_best_weights=True)]
-
-
-def read_history(run_dir: str | Path) -> list[dict]:
-    """The rows of run_dir/history.json (empty when there is none yet)."""
-    path = Path(run_dir) / "history.json"
-    return json.loads(path.read_text()) if path.exists() else []
-
-
-def epochs_done(run_dir: str | Path) -> int:
-    """Epochs the run's backup holds, which a resumed run starts after (0 without one)."""
-    try:
-        return json.loads((Path(run_dir) / "backup" / "training_metadata.json").read_text()
-                          )["epoch"]
-    except (OSError, ValueError, KeyError):
-        return 0
-
-
-def set_aside(run_dir: Path) -> Path | None:
-    """Move a run's files into run_dir/previous-<UTC time>/, deleting none; None when there
-    were none."""
-    found = [run_dir / name for name in RUN_FILES if (run_dir / name).exists()]
-    if not found:
-        return None
-    aside = run_dir / f"previous-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
-    aside.mkdir()
-    for path in found:
-        os.replace(path, aside / path.name)
-    return aside
-
-
-def open_run(config: TrainConfig, run_dir: str | Path, restart: bool = False) -> str:
-    """Make run_dir ready to train `config` and say in one line what it holds: a new run, one
-    to resume, or a finished one (left as it is). Raises RunError, changing nothing, for a run
-    of another config."""
-    run_dir = Path(run_dir)
-    if config.epochs < 1 or config.batch_size < 1:
-        raise ValueError(f"epochs and batch size must be at least 1 (got {config.epochs} and "
-                         f"{config.batch_size})")
-    aside = set_aside(run_dir) if restart and run_dir.is_dir() else None
-    history, saved = read_history(run_dir), run_dir / "config.json"
-    if saved.exists() and (history or (run_dir / "backup").exists()):
-        old = json.loads(saved.read_text())
-        changed = [f"{key} {old.get(key)!r} -> {value!r}" for key, value in asdict(config).items()
-                   if old.get(key) != value]
-        if changed:
-            raise RunError(f"{shown(run_dir)} holds a run trained with other settings ("
-                           f"{', '.join(changed)}); nothing was changed. Resume it with the same "
-                           f"settings, or: {START_OVER}")
-    if (run_dir / "finished.json").exists():
-        shutil.rmtree(run_dir / "backup", ignore_errors=True)  # ours, left by a kill at the end
-        best = max(history, key=lambda row: row[MONITOR])
-        return (f"{shown(run_dir)} holds a finished run ({len(history)} epochs, best epoch "
-                f"{best['epoch']}, val_accuracy {best[MONITOR]:.2%}): nothing to train. To train "
-                "it again pass restart=True (command line: --restart).")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(saved, asdict(config))
-    if history:
-        return f"Resuming {shown(run_dir)} after epoch {len(history)} of {config.epochs}."
-    return f"New run in {shown(run_dir)}" + (f"; the earlier run is in {shown(aside)}."
-                                             if aside else ".")
-
-
-def summary(run_dir: str | Path) -> dict:
-    """What the run in run_dir came to: epochs, best epoch and its val accuracy, time."""
-    history, finished = read_history(run_dir), Path(run_dir) / "finished.json"
-    best = max(history, key=lambda row: row[MONITOR])
-    seconds = sum(row["seconds"] for row in history)
-    return {"epochs": len(history), "best_epoch": best["epoch"], "val_accuracy": best[MONITOR],
-            "seconds": seconds, "seconds_per_epoch": seconds / len(history),
-            **(json.loads(finished.read_text()) if finished.exists() else {})}
+            StopEarly(run_dir, monitor=MONITOR, mode="max", patience=config.patience,
+                      restore_best_weights=True)]
 
 
 def train(config: TrainConfig, processed_dir: str | Path, run_dir: str | Path,
           verbose: int | str = "auto", restart: bool = False, extra_callbacks=()) -> dict:
     """Train on processed_dir/train, validate on processed_dir/val, keep the run in run_dir,
-    as notebook 04 does: an interrupted run resumes, a finished one is reported as it is."""
+    as notebook 04 does: an interrupted run resumes, a finished one is reported as it is; one
+    training at a time per folder."""
     check_split(Path(processed_dir))
-    said = open_run(config, run_dir, restart)
-    if verbose:
-        print(said)
-    if not (Path(run_dir) / "finished.json").exists():
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with held(run_dir / ".lock", "training"):
+        said = open_run(config, run_dir, split_id(processed_dir), restart)
+        if verbose:
+            print(said)
+        if (run_dir / "finished.json").exists():
+            return summary(run_dir)
         keras.mixed_precision.set_dtype_policy(choose_precision(config.precision))
         seed = config.seed + epochs_done(run_dir)  # a resumed run does not replay epoch 1
         keras.utils.set_random_seed(seed)

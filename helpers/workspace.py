@@ -1,11 +1,6 @@
-"""A run's setup in one place: the profile (how much data, how long), the work folder and what
-lives in it, the photos, the cleaned split, the metrics, and the closing run-metadata cell.
-
-Two folders matter. The *work folder* keeps what must outlive a Colab runtime: models, backups,
-history, metrics, figures and the downloaded archive; in Colab it can be Google Drive. The *local
-folder* holds what is quick to remake and slow to read through Drive: the extracted photos and
-the cleaned split (prepare is seeded, so the split made again is the same split).
-"""
+"""A run's setup: its profile, the *work folder* (what must outlive a Colab runtime: models,
+history, metrics, figures, the archive; on Google Drive in Colab), the *local folder* (the photos
+and the seeded split, quick to remake), the metrics, and every notebook's closing cell."""
 
 import json
 import os
@@ -14,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from helpers.config import DATA_DIR, PROFILE, SEED, Profile, get_profile
+from helpers.config import DATA_DIR, PROFILE, SEED, Profile, TrainConfig, get_profile
 from helpers.environment import is_colab
 from helpers.files import DRIVE_MOUNT, project_root, shown, write_text
 
@@ -179,7 +174,8 @@ def run_record(run: Run) -> tuple[list[dict], dict, dict, str]:
         files = [reference_file(name) for name in ("history.json", "config.json", "metrics.json")]
         label = "the series' reference run (no training of yours in this work folder yet)"
     history, config, metrics = (json.loads(path.read_text()) for path in files)
-    return history, metrics, config, label
+    settings = {key: config[key] for key in TrainConfig.__dataclass_fields__ if key in config}
+    return history, metrics, settings, label
 
 
 def now() -> str:

@@ -27,17 +27,10 @@ from helpers.__main__ import main
 from helpers.config import TrainConfig, get_profile
 from helpers.data import list_images, load_split, steps_per_epoch
 from helpers.evaluation import saved_or_demo_model
-from helpers.files import shown
+from helpers.files import Busy, shown
 from helpers.prepare import prepare
-from helpers.training import (
-    MONITOR,
-    RunError,
-    callbacks,
-    epochs_done,
-    learning_rate_schedule,
-    read_history,
-    train,
-)
+from helpers.runs import MONITOR, RunError, epochs_done, open_run, read_history, split_id
+from helpers.training import callbacks, learning_rate_schedule, train
 from helpers.workspace import Run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,7 +146,8 @@ def test_training_learns_the_separable_photos_and_records_each_epoch(straight, p
         assert set(row) == HISTORY_KEYS and row["seconds"] > 0
     assert sorted(p.name for p in run_dir.iterdir()) == [
         "best.keras", "config.json", "finished.json", "history.json"]  # the backup is gone
-    assert json.loads((run_dir / "config.json").read_text()) == asdict(config)
+    assert json.loads((run_dir / "config.json").read_text()) == {
+        **asdict(config), "split": split_id(processed)}
 
 
 def test_history_records_the_scheduled_learning_rate(straight, processed):
@@ -194,14 +188,60 @@ def test_restart_moves_the_earlier_run_aside_and_deletes_nothing(straight, proce
     config, run_dir, _, _ = straight
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
-    (copy / "notes.txt").write_text("mine")
     before = files_of(copy)
     train(replace(config, epochs=1), processed, copy, verbose=0, restart=True)
     aside = [p for p in copy.iterdir() if p.name.startswith("previous-")]
-    assert len(aside) == 1
-    assert files_of(aside[0]) == {k: v for k, v in before.items() if k != "notes.txt"}
-    assert (copy / "notes.txt").read_text() == "mine"
+    assert len(aside) == 1 and files_of(aside[0]) == before
     assert [row["epoch"] for row in read_history(copy)] == [1]
+
+
+@pytest.mark.parametrize("foreign", ["notes.txt", "config.json", "history.json", "run.lock"])
+def test_a_folder_with_files_training_did_not_write_is_refused_and_left_alone(
+        processed, tmp_path, foreign):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / foreign).write_text("mine, {not json")
+    if foreign == "config.json":
+        (run_dir / "history.json").write_text("[]")
+    before = files_of(run_dir)
+    for restart in (False, True):
+        with pytest.raises(RunError) as error:
+            train(CONFIG, processed, run_dir, verbose=0, restart=restart)
+        assert "nothing was changed" in str(error.value) and "\n" not in str(error.value)
+        assert files_of(run_dir) == before
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--data", str(processed), "--run-dir", str(run_dir), *CLI_CONFIG])
+    assert str(exit_.value).startswith("error: ") and "\n" not in str(exit_.value)
+
+
+def test_a_second_training_on_the_same_folder_is_refused_while_the_first_runs(processed,
+                                                                              tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    holder = subprocess.Popen(["sleep", "60"])
+    try:
+        (run_dir / ".lock").write_text(f"{holder.pid}\n")
+        with pytest.raises(Busy, match=rf"another training \(process {holder.pid}\) is using"):
+            train(CONFIG, processed, run_dir, verbose=0)
+        assert sorted(p.name for p in run_dir.iterdir()) == [".lock"]  # nothing written
+    finally:
+        holder.kill()
+        holder.wait()
+    train(replace(CONFIG, epochs=1), processed, run_dir, verbose=0)  # a dead holder's lock
+    assert not (run_dir / ".lock").exists() and (run_dir / "finished.json").exists()
+
+
+def test_a_run_is_never_resumed_on_other_data(processed, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(processed, other)
+    next((other / "val" / "cat").glob("*.jpg")).unlink()  # one validation photo less
+    run_dir = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(CONFIG, processed, run_dir, verbose=0, extra_callbacks=[StopAfter(1)])
+    before = files_of(run_dir)
+    with pytest.raises(RunError, match=r"other settings or data \(split '\w+' -> '\w+'\)"):
+        train(CONFIG, other, run_dir, verbose=0)
+    assert files_of(run_dir) == before
 
 
 def test_a_run_of_other_settings_is_refused_and_left_alone(straight, processed):
@@ -219,6 +259,11 @@ def test_impossible_settings_are_refused_before_the_folder_is_touched(processed,
     for settings in ({"epochs": 0}, {"epochs": -2}, {"batch_size": 0}):
         with pytest.raises(ValueError, match="must be at least 1"):
             train(replace(CONFIG, **settings), processed, tmp_path / "run", verbose=0)
+    for option in ("--epochs", "--batch-size"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["train", "--data", str(processed), "--run-dir", str(tmp_path / "run"),
+                  option, "0"])
+        assert str(exit_.value).startswith("error: epochs, batch size and classes must be")
     assert not (tmp_path / "run").exists()
 
 
@@ -364,8 +409,6 @@ class Scripted(keras.callbacks.Callback):
 
 def tiny_fit(run_dir: Path) -> None:
     """What train() does, with a tiny dense model whose weights name their epoch."""
-    from helpers.training import open_run
-
     open_run(TINY, run_dir)
     if (run_dir / "finished.json").exists():
         return
@@ -488,7 +531,8 @@ def test_train_command_trains_then_reports_then_restarts(processed, tmp_path, ca
     assert first.startswith("New run in run.\n") and "model:       run/best.keras" in first
     config = replace(get_profile("quick").train, image_size=99, batch_size=16,
                      precision="float32", seed=3, epochs=1)
-    assert json.loads(Path("run/config.json").read_text()) == asdict(config)
+    assert json.loads(Path("run/config.json").read_text()) == {
+        **asdict(config), "split": split_id(processed)}
     before = files_of(Path("run"))
     main(command)
     assert capsys.readouterr().out.startswith("run holds a finished run (1 epochs, best epoch 1")
@@ -610,3 +654,55 @@ def test_the_training_command_runs_under_the_jax_backend(processed, tmp_path):
         env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert [row["epoch"] for row in read_history(tmp_path / "run")] == [1]
+
+
+def test_early_stopping_counts_its_patience_across_a_resume(tmp_path):
+    config = replace(TINY, epochs=6, patience=2)
+    scores = [0.9, 0.5, 0.5, 0.5, 0.5, 0.5]  # epoch 1 is the best; patience runs out after 3
+
+    class Scores(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs[MONITOR] = scores[epoch]
+
+    def fit(extra=()):
+        open_run(config, tmp_path)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+        model.fit(np.ones((8, 4)), np.zeros(8), batch_size=2, epochs=config.epochs, verbose=0,
+                  callbacks=[Scores(), *callbacks(config, tmp_path), *extra])
+
+    with pytest.raises(KeyboardInterrupt):
+        fit([StopAfter(2)])
+    fit()
+    assert [row["epoch"] for row in read_history(tmp_path)] == [1, 2, 3]
+
+
+def test_commands_answer_bad_input_and_bad_files_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "work" / "results").mkdir(parents=True)
+    for text in ("{not json", "[1, 2]"):
+        (tmp_path / "work" / "results" / "metrics.json").write_text(text)
+        with pytest.raises(SystemExit) as exit_:
+            main(["summary", "--work-dir", "work"])
+        assert str(exit_.value) == ("error: work/results/metrics.json is not a metrics file "
+                                    "notebook 04 wrote" + (" (Expecting property name enclosed "
+                                    "in double quotes: line 1 column 2 (char 1))"
+                                    if text.startswith("{") else ""))
+    for arguments in (["--image-size", "20"], ["--image-size", "100000"], ["--classes", "0"],
+                      ["--variant", "huge"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(["params", *arguments])
+        assert str(exit_.value).startswith("error: ") and "\n" not in str(exit_.value)
+
+
+def test_a_bug_ends_with_its_traceback_and_a_request_to_report_it(monkeypatch, capsys):
+    import helpers.params
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(helpers.params, "parameter_table", broken)
+    with pytest.raises(SystemExit) as exit_:
+        main(["params"])
+    assert "please report it" in str(exit_.value)
+    assert "ZeroDivisionError: a bug" in capsys.readouterr().err
