@@ -246,13 +246,47 @@ def test_tar_gz(server, tmp_path):
     assert sorted(p.name for p in result.iterdir()) == ["Cat", "Dog"]
 
 
-def test_wrong_checksum(server, tmp_path):
-    url = server.serve("pets.zip", make_zip(PHOTOS))
+def test_wrong_checksum_sets_the_download_aside(server, tmp_path):
+    body = make_zip(PHOTOS)
+    url = server.serve("pets.zip", body)
     dest = tmp_path / "raw"
     with pytest.raises(DownloadError, match="checksum did not match") as info:
         download(url, dest, sha256="0" * 64, retries=0)
-    assert "0" * 64 in str(info.value)
-    assert_empty(dest)
+    suspect = dest / ".download" / "pets.zip.suspect"
+    message = str(info.value)
+    assert "0" * 64 in message and str(suspect) in message and "\n" not in message
+    assert sorted(p.name for p in dest.iterdir()) == [".download"]
+    assert sorted(p.name for p in suspect.parent.iterdir()) == ["pets.zip.suspect"]
+    assert suspect.read_bytes() == body  # nothing extracted, nothing deleted
+
+    download(url, dest, sha256=hashlib.sha256(body).hexdigest(), retries=0)
+    assert server.ranges("pets.zip") == [None, None]  # the suspect file is not resumed
+    assert suspect.read_bytes() == body
+
+
+def test_wrong_checksum_leaves_the_kept_archive(server, tmp_path):
+    body = make_zip(PHOTOS)
+    url = server.serve("pets.zip", body)
+    drive = tmp_path / "drive"
+    download(url, tmp_path / "runtime1", retries=0, keep_archive=drive)
+    with pytest.raises(DownloadError, match="checksum did not match") as info:
+        download(url, tmp_path / "runtime2", sha256="0" * 64, retries=0, keep_archive=drive)
+    kept = drive / "pets.zip"
+    message = str(info.value)
+    assert str(kept) in message and "delete" in message and "\n" not in message
+    assert kept.read_bytes() == body
+    assert server.ranges("pets.zip") == [None]
+
+
+def test_refused_kept_archive_is_left_in_place(server, tmp_path):
+    url = server.serve("pets.zip", make_zip(PHOTOS))
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    (drive / "pets.zip").write_bytes(b"my own notes, not an archive")
+    with pytest.raises(DownloadError, match="is not a zip or tar archive") as info:
+        download(url, tmp_path / "raw", retries=0, keep_archive=drive)
+    assert str(drive / "pets.zip") in str(info.value) and "delete" in str(info.value)
+    assert (drive / "pets.zip").read_bytes() == b"my own notes, not an archive"
 
 
 def test_truncated_transfer_is_retried_then_reported(server, tmp_path):
@@ -324,8 +358,8 @@ def test_server_without_range_support_starts_over(server, tmp_path, capsys):
     capsys.readouterr()
     download(url, dest, sha256=hashlib.sha256(body).hexdigest(), retries=0)
     assert server.ranges("pets.zip") == [None, f"bytes={len(body) // 2}-", None]
-    assert (f"cannot resume {part} (the server sent the whole file instead of the rest); "
-            "starting over") in capsys.readouterr().out
+    assert (f"cannot resume {part} (the server did not send the rest); starting over"
+            in capsys.readouterr().out)
     assert sorted(p.name for p in dest.iterdir()) == ["PetImages"]
 
 
@@ -341,22 +375,37 @@ def test_part_of_another_address_is_discarded(server, tmp_path, capsys):
     assert f"it is not a download of {url}" in capsys.readouterr().out
 
 
+def test_part_longer_than_the_file_is_started_over(server, tmp_path, capsys):
+    body = make_zip(PHOTOS)
+    url = server.serve("pets.zip", body)
+    work = tmp_path / ".download"
+    work.mkdir()
+    (work / "pets.zip.part").write_bytes(body + b"x" * 100)
+    (work / "pets.zip.json").write_text(json.dumps({"url": url}))
+    download(url, tmp_path, sha256=hashlib.sha256(body).hexdigest(), retries=0)
+    assert server.ranges("pets.zip") == [f"bytes={len(body) + 100}-", None]  # 416, then all
+    assert "starting over" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["PetImages"]
+
+
 def test_whole_download_is_kept_when_the_disk_is_full(server, tmp_path, monkeypatch, capsys):
     body = make_zip(PHOTOS)
     url = server.serve("pets.zip", body)
     dest = tmp_path / "raw"
     with monkeypatch.context() as patch:
         patch.setattr(dl.shutil, "disk_usage", lambda path: SimpleNamespace(free=10))
-        with pytest.raises(DownloadError, match="only 10 B is free") as info:
+        with pytest.raises(DownloadError, match="only 10.0B is free") as info:
             download(url, dest, retries=0)
     assert "\n" not in str(info.value)
-    part = assert_part_kept(dest)
-    assert part.read_bytes() == body
+    archive = dest / ".download" / "pets.zip"
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == [
+        ".download", ".download/pets.zip"]
+    assert archive.read_bytes() == body
 
     capsys.readouterr()
-    download(url, dest, retries=0)  # the server answers 416 to the Range past the end
-    assert server.ranges("pets.zip") == [None, f"bytes={len(body)}-"]
-    assert f"{part} already holds the whole file" in capsys.readouterr().out
+    download(url, dest, retries=0)
+    assert server.ranges("pets.zip") == [None]  # the whole archive is taken as it is
+    assert f"kept in {archive}" in capsys.readouterr().out
     assert sorted(p.name for p in dest.iterdir()) == ["PetImages"]
 
 
@@ -389,10 +438,21 @@ def test_archive_bomb_is_refused(server, tmp_path, pack):
     assert_empty(dest)
 
 
+def test_archive_of_many_small_members_that_expands_too_much_is_refused(server, tmp_path):
+    zeros = {f"PetImages/Cat/{i}.jpg": bytes(dl.RATIO_FLOOR // 10) for i in range(2, 32)}
+    body = make_zip({**PHOTOS, **zeros}, zipfile.ZIP_DEFLATED)
+    assert sum(map(len, zeros.values())) > 100 * len(body)  # each member is under the floor
+    url = server.serve("pets.zip", body)
+    dest = tmp_path / "raw"
+    with pytest.raises(DownloadError, match=r"it would expand [\d,]+-fold .* archive bomb"):
+        download(url, dest, retries=0)
+    assert_empty(dest)
+
+
 def test_too_big_archive_is_refused(server, tmp_path, monkeypatch):
     monkeypatch.setattr(dl, "MAX_EXTRACTED", 100)
     url = server.serve("pets.zip", make_zip(PHOTOS))
-    with pytest.raises(DownloadError, match="more than the 100 B limit"):
+    with pytest.raises(DownloadError, match="more than the 100B limit"):
         download(url, tmp_path / "raw", retries=0)
     assert_empty(tmp_path / "raw")
 
@@ -516,3 +576,120 @@ def test_corrupt_archive(server, tmp_path):
     with pytest.raises(DownloadError, match="could not extract"):
         download(url, tmp_path / "raw", retries=0)
     assert_empty(tmp_path / "raw")
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended."""
+    child = subprocess.Popen([sys.executable, "-c", ""])
+    child.wait()
+    return child.pid
+
+
+def test_second_download_into_the_same_dest_is_refused(server, tmp_path):
+    url = server.serve("pets.zip", make_zip(PHOTOS), mode="stall-body")
+    dest = tmp_path / "raw"
+    errors = []
+
+    def first() -> None:
+        try:
+            download(url, dest, retries=0, timeout=3)
+        except DownloadError as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    part, deadline = dest / ".download" / "pets.zip.part", time.monotonic() + 10
+    while not part.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    busy = r"another download \(process \d+\) is using .*\.download"
+    with pytest.raises(DownloadError, match=busy) as info:
+        download(url, dest, retries=0, timeout=3)
+    thread.join()
+    assert "\n" not in str(info.value) and str(os.getpid()) in str(info.value)
+    assert server.ranges("pets.zip") == [None]  # the second run asked for nothing
+    assert "no data from the server" in str(errors[0])  # the first one was left alone
+    assert_part_kept(dest)
+
+
+@pytest.mark.parametrize("owner", ["alive", "dead"])
+def test_lock_is_taken_over_only_from_a_dead_process(server, tmp_path, owner):
+    url = server.serve("pets.zip", make_zip(PHOTOS))
+    lock = tmp_path / ".download" / "lock"
+    lock.parent.mkdir()
+    lock.write_text(str(os.getpid() if owner == "alive" else dead_pid()))
+    if owner == "alive":
+        with pytest.raises(DownloadError, match=f"delete {re.escape(str(lock))}"):
+            download(url, tmp_path, retries=0)
+        assert server.ranges("pets.zip") == []
+        assert lock.exists()
+    else:
+        download(url, tmp_path, retries=0)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["PetImages"]
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), float("nan"), 0, -1.0])
+def test_timeout_must_be_a_positive_finite_number(server, tmp_path, timeout):
+    url = server.serve("pets.zip", make_zip(PHOTOS))
+    with pytest.raises(DownloadError, match="timeout must be a positive number") as info:
+        download(url, tmp_path / "raw", retries=0, timeout=timeout)
+    assert "\n" not in str(info.value)
+    assert server.ranges("pets.zip") == []
+    assert_empty(tmp_path / "raw")
+
+
+def refuse_writes_in(monkeypatch, name: str) -> None:
+    """Make creating anything in folders called `name` fail as in a read-only folder (root
+    ignores the mode bits)."""
+    for function in ("mkdir", "open"):
+        original = getattr(os, function)
+
+        def refuse(path, *args, original=original, **kwargs):
+            if Path(path).parent.name == name:
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            return original(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, function, refuse)
+
+
+@pytest.mark.parametrize("folder", [".download", "extracted"])
+def test_unwritable_work_folders_give_one_line(server, tmp_path, monkeypatch, folder):
+    url = server.serve("pets.zip", make_zip(PHOTOS))
+    dest = tmp_path / "raw"
+    refuse_writes_in(monkeypatch, folder)
+    with pytest.raises(DownloadError, match=rf"cannot write to .*{folder}.* \(Permission denied\)"
+                       ) as info:
+        download(url, dest, retries=0)
+    assert "\n" not in str(info.value)
+    assert not (dest / "PetImages").exists()
+
+
+@pytest.mark.parametrize("where", ["name too long", "keep_archive under a file"])
+def test_impossible_paths_give_one_line(server, tmp_path, where):
+    url = server.serve("pets.zip", make_zip(PHOTOS))
+    blocker = tmp_path / "drive"
+    blocker.write_text("mine")
+    if where == "name too long":
+        dest, keep, named = tmp_path / ("x" * 300) / "raw", None, "x" * 300
+    else:
+        dest, keep, named = tmp_path / "raw", blocker / "archive", f"{blocker} is a file"
+    with pytest.raises(DownloadError, match="choose another folder") as info:
+        download(url, dest, retries=0, keep_archive=keep)
+    assert named in str(info.value) and "\n" not in str(info.value)
+    assert blocker.read_text() == "mine"
+    assert server.ranges("pets.zip") == []
+
+
+@pytest.mark.parametrize("options", [
+    ["--timeout", "inf"], ["--timeout", "nan"], ["--timeout", "0"], ["--timeout=-5"],
+    ["--dest", "FILE/sub"], ["--dest", "x" * 300 + "/raw"],
+])
+def test_cli_refuses_bad_options_in_one_line(tmp_path, monkeypatch, options):
+    from helpers.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    Path("FILE").write_text("mine")
+    with pytest.raises(SystemExit) as info:
+        main(["download", "--url", closed_port_url(), "--dest", "raw", *options])
+    message = str(info.value.code)
+    assert message.startswith("error: ") and "\n" not in message
+    assert Path("FILE").read_text() == "mine" and not Path("raw").exists()
