@@ -1,64 +1,40 @@
-"""AlexNet in Keras 3: one builder for the three variants the series compares.
+"""AlexNet in Keras 3 (any backend): one builder for the three variants the series compares."""
 
-Only `keras.*` APIs are used, so the same model builds under the TensorFlow and JAX backends.
-A model takes raw RGB pixels (0-255); rescaling happens inside it, so a saved model is
-self-contained.
-"""
-
+from collections import namedtuple
 from dataclasses import dataclass
 
 import keras
 
 from helpers.config import BATCH_NORM_MOMENTUM, INPUT_SIZE
 
-
-@dataclass(frozen=True)
-class ConvSpec:
-    """One convolution block: conv, then optional max-pool 3/2 and dropout."""
-
-    filters: int
-    kernel: int
-    stride: int
-    padding: str
-    pool: bool
-    dropout: bool  # only used by variants with conv dropout (bn, compact)
-
-
+# One convolution block: conv, then optional max-pool 3/2 and dropout (in variants that have it).
+ConvSpec = namedtuple("ConvSpec", "filters kernel stride padding pool dropout")
 # The 2012 layout as Keras tutorials write it (INPUT_SIZE x INPUT_SIZE x 3, one GPU, no LRN).
-ORIGINAL_CONVS = (
-    ConvSpec(96, 11, 4, "valid", pool=True, dropout=True),
-    ConvSpec(256, 5, 1, "same", pool=True, dropout=True),
-    ConvSpec(384, 3, 1, "same", pool=False, dropout=False),
-    ConvSpec(384, 3, 1, "same", pool=False, dropout=False),
-    ConvSpec(256, 3, 1, "same", pool=True, dropout=True),
-)
+ORIGINAL_CONVS = (ConvSpec(96, 11, 4, "valid", pool=True, dropout=True),
+                  ConvSpec(256, 5, 1, "same", pool=True, dropout=True),
+                  ConvSpec(384, 3, 1, "same", pool=False, dropout=False),
+                  ConvSpec(384, 3, 1, "same", pool=False, dropout=False),
+                  ConvSpec(256, 3, 1, "same", pool=True, dropout=True))
 ORIGINAL_DENSE = (4096, 4096)
 
 
 @dataclass(frozen=True)
 class Variant:
-    """What differs between variants: width, batch norm, conv dropout, weight decay."""
+    """What differs between variants (the defaults are "bn")."""
 
-    width: float  # multiplier on the conv filters and dense units
-    batch_norm: bool
-    conv_dropout: float
-    dense_dropout: float
-    weight_decay: float
+    width: float = 1.0  # multiplier on the conv filters and dense units
+    batch_norm: bool = True
+    conv_dropout: float = 0.1
+    dense_dropout: float = 0.5
+    weight_decay: float = 2e-4
 
 
-VARIANTS = {
-    "original": Variant(width=1.0, batch_norm=False, conv_dropout=0.0, dense_dropout=0.5,
-                        weight_decay=0.0),
-    "bn": Variant(width=1.0, batch_norm=True, conv_dropout=0.1, dense_dropout=0.5,
-                  weight_decay=2e-4),
-    "compact": Variant(width=0.25, batch_norm=True, conv_dropout=0.1, dense_dropout=0.5,
-                       weight_decay=2e-4),
-}
+VARIANTS = {"original": Variant(batch_norm=False, conv_dropout=0.0, weight_decay=0.0),
+            "bn": Variant(), "compact": Variant(width=0.25)}
 
 
 def head_activation(classes: int, activation: str | None = None) -> str:
-    """The output activation for `classes` units: sigmoid for 1, softmax for more. Refuses a
-    1-unit softmax, which always outputs 1.0 whatever the photo."""
+    """The output activation: sigmoid for 1 unit, softmax for more; never a 1-unit softmax."""
     if classes < 1:
         raise ValueError(f"classes must be at least 1, got {classes}")
     activation = activation or ("sigmoid" if classes == 1 else "softmax")
@@ -74,13 +50,10 @@ def head_activation(classes: int, activation: str | None = None) -> str:
 
 
 def head_loss(classes: int, activation: str, label_smoothing: float = 0.0) -> keras.losses.Loss:
-    """The loss that matches the head: binary cross-entropy for a sigmoid, categorical
-    cross-entropy (labels one-hot encoded by the pipeline) for a softmax."""
-    activation = head_activation(classes, activation)
-    if activation == "sigmoid":
-        return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
-    return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
-
+    """The head's loss: binary cross-entropy for a sigmoid, categorical (one-hot) for a softmax."""
+    sigmoid = head_activation(classes, activation) == "sigmoid"
+    loss = keras.losses.BinaryCrossentropy if sigmoid else keras.losses.CategoricalCrossentropy
+    return loss(label_smoothing=label_smoothing)
 
 
 def build_alexnet(variant: str = "bn", classes: int = 1, activation: str | None = None,

@@ -1,10 +1,4 @@
-"""The input pipeline: photos on disk -> cached uint8 batches, plus augmentation layers.
-
-Each photo is decoded and resized once, by resize_photo (the same function that prepares a
-single photo for a prediction), and its uint8 pixels (4x smaller than float32) are cached; every
-epoch then shuffles, batches and prefetches them. Normalisation and augmentation are Keras
-layers inside the model, so they run on the accelerator and under any Keras backend.
-"""
+"""The input pipeline (photos decoded once, cached as uint8, batched) and augmentation layers."""
 
 import functools
 import math
@@ -24,57 +18,35 @@ from helpers.config import INPUT_SIZE
 from helpers.environment import process_alive
 from helpers.photos import CLASS_NAMES, find_photos
 
-# A larger cache goes to a file, which the OS keeps in its page cache: that memory is not the
-# process's own (the full training split is 2.8 GB at 227 px; validation, 0.35 GB, stays).
-MEMORY_CACHE_LIMIT_BYTES = 1024**3
-SHUFFLE_BUFFER = 4096  # photos (0.6 GB at 227 px) that each epoch's order is drawn from
+MEMORY_CACHE_LIMIT_BYTES = 1024**3  # a larger cache goes to a file, kept in the OS's page cache
+SHUFFLE_BUFFER = 4096  # photos that each epoch's order is drawn from
 FILE_CACHE_NAME = re.compile(r"-\d+px-(\d+)-\w{8}$")  # <split>-<size>px-<pid>-<random>
 made_here: set[Path] = set()  # file caches of this process (a dead run may have had its pid)
 
 
 def list_images(split_dir: str | Path) -> tuple[list[Path], np.ndarray]:
     """Paths and labels (0 = cat, 1 = dog) of the photos in one split folder, sorted."""
-    split_dir = Path(split_dir)
-    paths, labels = [], []
-    for label, name in enumerate(CLASS_NAMES):
-        found = sorted((split_dir / name).glob("*.jpg"))
-        paths += found
-        labels += [label] * len(found)
-    return paths, np.array(labels, dtype="int32")
-
-
-def resize_photo(image, image_size: int):
-    """A decoded photo (height, width, 3), as float32 pixels, stretched to image_size squared
-    with bilinear interpolation and no antialiasing: for the pipeline and for load_image alike,
-    so a photo from a file is resized exactly as the model learned. A Keras preprocessing layer,
-    so it also runs inside tf.data under the JAX backend."""
-    return _resizer(image_size)(image)
+    found = [sorted((Path(split_dir) / name).glob("*.jpg")) for name in CLASS_NAMES]
+    labels = np.repeat(np.arange(len(found), dtype="int32"), [len(paths) for paths in found])
+    return [path for paths in found for path in paths], labels
 
 
 @functools.cache
-def _resizer(image_size: int) -> keras.layers.Resizing:
-    """One Resizing layer per size, made once (making a layer per photo is slow)."""
-    return keras.layers.Resizing(image_size, image_size, interpolation="bilinear",
-                                 antialias=False)
+def photo_resizer(image_size: int) -> keras.layers.Resizing:
+    """The one resize of the pipeline and load_image, so both resize alike, under any backend."""
+    return keras.layers.Resizing(image_size, image_size, interpolation="bilinear", antialias=False)
 
 
 def load_image(path: str | Path, image_size: int = INPUT_SIZE) -> np.ndarray:
-    """One photo from a file as a uint8 array (image_size, image_size, 3), as the pipeline
-    makes it (decoded with PIL, so it also works without TensorFlow)."""
+    """One photo file as uint8 pixels exactly as the pipeline makes them, but without TensorFlow."""
     with Image.open(path) as image:
-        pixels = np.asarray(image.convert("RGB"))
-    resized = keras.ops.convert_to_numpy(resize_photo(pixels.astype("float32"), image_size))
-    return np.round(resized).astype("uint8")
-
-
-def cache_bytes(count: int, image_size: int) -> int:
-    """Memory a uint8 cache of `count` photos at image_size x image_size x 3 takes."""
-    return count * image_size * image_size * 3
+        pixels = np.asarray(image.convert("RGB"), dtype="float32")
+    return np.round(keras.ops.convert_to_numpy(photo_resizer(image_size)(pixels))).astype("uint8")
 
 
 def cached_in_memory(count: int, image_size: int) -> bool:
-    """Whether load_split's automatic cache keeps `count` photos in memory (else in a file)."""
-    return cache_bytes(count, image_size) <= MEMORY_CACHE_LIMIT_BYTES
+    """Whether load_split's automatic cache of `count` photos (uint8) fits in memory, not a file."""
+    return count * image_size * image_size * 3 <= MEMORY_CACHE_LIMIT_BYTES
 
 
 def load_split(split_dir: str | Path, image_size: int = INPUT_SIZE, batch_size: int = 64,
@@ -108,24 +80,22 @@ def load_split(split_dir: str | Path, image_size: int = INPUT_SIZE, batch_size: 
 
 
 def decode_photo(path, image_size: int):
-    """A JPEG file (a tf.string path) as resized uint8 pixels, inside a tf.data pipeline.
-    INTEGER_ACCURATE is the decoder PIL uses, so load_image gets the same pixels."""
+    """A JPEG (a tf.string path) as resized uint8 pixels in tf.data, decoded as PIL decodes it."""
     import tensorflow as tf
 
     image = tf.io.decode_jpeg(tf.io.read_file(path), channels=3, dct_method="INTEGER_ACCURATE")
-    return tf.cast(tf.round(resize_photo(tf.cast(image, tf.float32), image_size)), tf.uint8)
+    return tf.cast(tf.round(photo_resizer(image_size)(tf.cast(image, tf.float32))), tf.uint8)
 
 
 def cache_in_file(dataset, split_dir: Path, image_size: int):
-    """`dataset` cached in a new folder of this process beside the prepared split (outside it:
-    prepare owns that folder), cache/<prepared>-<split>-<size>px-<pid>-<random>/. The folder
-    goes when the dataset does; a killed run's (a partial cache and tf.data's lockfile in it)
-    is removed by the next call, so it never blocks a run."""
+    """`dataset` cached in a folder of this process beside the split, removed with the dataset."""
     split_dir = split_dir.resolve()
     root = split_dir.parent.parent / "cache"
     root.mkdir(exist_ok=True)
-    for folder in root.iterdir():
-        if is_stale_cache(folder):
+    for folder in root.iterdir():  # a killed run's: named as below, not ours, its process gone
+        match = FILE_CACHE_NAME.search(folder.name)
+        if (match and folder not in made_here and folder.is_dir()
+                and (int(match[1]) == os.getpid() or not process_alive(int(match[1])))):
             shutil.rmtree(folder, ignore_errors=True)
     prefix = f"{split_dir.parent.name}-{split_dir.name}-{image_size}px-{os.getpid()}-"
     folder = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
@@ -133,15 +103,6 @@ def cache_in_file(dataset, split_dir: Path, image_size: int):
     cached = dataset.cache(str(folder / "photos"))
     weakref.finalize(cached, shutil.rmtree, folder, ignore_errors=True)
     return cached
-
-
-def is_stale_cache(folder: Path) -> bool:
-    """True for a file cache folder (cache_in_file's name) whose process has ended."""
-    match = FILE_CACHE_NAME.search(folder.name)
-    if not match or folder in made_here or not folder.is_dir():
-        return False
-    pid = int(match[1])
-    return pid == os.getpid() or not process_alive(pid)
 
 
 def augmentation(flip: bool = True, rotation: float = 0.05, zoom: float = 0.1,
@@ -163,8 +124,7 @@ def augmentation(flip: bool = True, rotation: float = 0.05, zoom: float = 0.1,
 
 def naive_batches(paths: list[Path], labels: np.ndarray, image_size: int = INPUT_SIZE,
                   batch_size: int = 64):
-    """The ImageDataGenerator way: open, decode and resize every photo again in every epoch,
-    one at a time, in Python. Kept only to measure the pipeline against."""
+    """The ImageDataGenerator way, the pipeline's yardstick: each photo decoded again per epoch."""
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]
         yield np.stack([load_image(p, image_size) for p in chunk]), labels[start:start + batch_size]

@@ -1,9 +1,4 @@
-"""What a trained CNN learned (notebook 07): its first-layer filters, the feature maps of a
-photo, Grad-CAM heat maps, and the fc7 features of many photos mapped to two dimensions.
-
-The layer names are those `helpers.alexnet.build_alexnet` gives: conv1..conv5 and their ReLUs
-conv1_relu..conv5_relu, the dense fc6 and fc7 (fc7_relu after its ReLU), and the head "output".
-"""
+"""What a trained CNN learned (notebook 07): filters, feature maps, Grad-CAM, 2-D features."""
 
 import re
 
@@ -11,6 +6,9 @@ import keras
 import numpy as np
 from matplotlib import colormaps
 from PIL import Image
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
+from sklearn.neighbors import NearestNeighbors
 
 FEATURES = "fc7_relu"  # the second 4096-unit dense layer, after its ReLU: what the head reads
 LAST_CONV = "conv5_relu"  # the last convolution's activations: where Grad-CAM looks
@@ -22,8 +20,7 @@ def conv_activation_names(model: keras.Model) -> list[str]:
 
 
 def receptive_field(model: keras.Model, layer: str) -> tuple[int, int]:
-    """(size, stride) in input pixels of one unit of `layer`: how wide a patch of the photo it
-    sees, and how far apart the patches of neighbouring units are."""
+    """(size, stride) in input pixels of a unit of `layer`: the patch it sees, the step between."""
     size, stride = 1, 1
     for current in model.layers:
         window = getattr(current, "kernel_size", None) or getattr(current, "pool_size", None)
@@ -36,8 +33,7 @@ def receptive_field(model: keras.Model, layer: str) -> tuple[int, int]:
 
 
 def conv_filters(model: keras.Model, layer: str = "conv1") -> np.ndarray:
-    """The kernels of a convolution on RGB input as (filters, k, k, 3) pictures, each filter
-    stretched to 0-1 on its own (min to max), as the 2012 paper shows them."""
+    """The kernels of an RGB convolution as (filters, k, k, 3) pictures, each stretched to 0-1."""
     kernel = keras.ops.convert_to_numpy(model.get_layer(layer).kernel).astype("float64")
     if kernel.shape[2] != 3:
         raise ValueError(f"{layer} reads {kernel.shape[2]} channels, not RGB: pick the first "
@@ -49,10 +45,8 @@ def conv_filters(model: keras.Model, layer: str = "conv1") -> np.ndarray:
 
 
 def filter_statistics(filters: np.ndarray) -> dict[str, np.ndarray]:
-    """Per filter (filters, k, k, 3): how smooth it is (correlation of horizontally and
-    vertically neighbouring weights: about 0 for random weights, near 1 for blobs and edges)
-    and how colourless (mean correlation between its R, G and B planes: 1 = the same pattern
-    in every colour, a grey filter)."""
+    """Per filter: smoothness (correlation of neighbouring weights: ~0 for noise, ~1 for blobs and
+    edges) and greyness (mean correlation of its R, G and B planes: 1 = a grey filter)."""
     smooth, grey = [], []
     for f in filters:
         pairs = [(f[:, :-1].ravel(), f[:, 1:].ravel()), (f[:-1].ravel(), f[1:].ravel())]
@@ -69,13 +63,11 @@ def layer_outputs(model: keras.Model, images: np.ndarray, names: list[str],
     probe = keras.Model(model.inputs, [model.get_layer(name).output for name in names])
     outputs = probe.predict(images, batch_size=batch_size, verbose=0)
     outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
-    return {name: np.asarray(out, dtype="float32") for name, out in zip(names, outputs,
-                                                                        strict=True)}
+    return {name: np.asarray(out, "float32") for name, out in zip(names, outputs, strict=True)}
 
 
 def strongest_channels(activation: np.ndarray, count: int = 8) -> np.ndarray:
-    """Indices of the `count` channels of one activation (height, width, channels) with the
-    largest mean response, strongest first."""
+    """The `count` channels of an activation (h, w, c) with the largest mean, strongest first."""
     return np.argsort(-activation.mean(axis=(0, 1)), kind="stable")[:count]
 
 
@@ -111,8 +103,7 @@ def grad_cam(model: keras.Model, images: np.ndarray, classes=None,
 
 
 def class_logits(logits, classes=None):
-    """The logit of `classes` per photo (default: the predicted class). A 1-unit sigmoid head
-    has one logit z for dog, so cat's is -z; a softmax head has one per class."""
+    """Per photo, the logit of `classes` (default: the predicted); cat's is -z for a sigmoid's z."""
     if logits.shape[-1] == 1:
         z = logits[:, 0]
         dog = z >= 0 if classes is None else keras.ops.convert_to_tensor(classes) == 1
@@ -124,45 +115,30 @@ def class_logits(logits, classes=None):
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """A heat map (0-1, any grid) stretched to the photo's size, coloured with the jet map
-    (blue = nothing, red = most) and laid over the uint8 photo."""
-    size = image.shape[1], image.shape[0]
-    stretched = np.asarray(Image.fromarray(np.uint8(255 * np.clip(heat, 0, 1)))
-                           .resize(size, Image.Resampling.BILINEAR)) / 255
+    """A 0-1 heat map stretched over the uint8 photo in jet colours (blue = 0, red = 1)."""
+    levels = Image.fromarray(np.uint8(255 * np.clip(heat, 0, 1)))
+    stretched = np.asarray(levels.resize(image.shape[1::-1], Image.Resampling.BILINEAR)) / 255
     coloured = colormaps["jet"](stretched)[..., :3] * 255
     return np.uint8(np.round((1 - alpha) * image + alpha * coloured))
 
 
 def pca_2d(features: np.ndarray) -> tuple[np.ndarray, float]:
-    """The features projected on their first two principal components, and the share of
-    the variance those two keep."""
-    from sklearn.decomposition import PCA
-
+    """The features on their first two principal components, and the variance share kept."""
     pca = PCA(n_components=2, random_state=0)
     return pca.fit_transform(features), float(pca.explained_variance_ratio_.sum())
 
 
 def tsne_2d(features: np.ndarray, seed: int = 42) -> np.ndarray:
-    """A t-SNE map of the features (first reduced to 50 principal components, the usual
-    speed-up): neighbours stay neighbours, but distances between clusters mean little."""
-    from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
-
-    reduced = PCA(n_components=min(50, *features.shape), random_state=seed).fit_transform(
-        features)
-    perplexity = min(30.0, (len(features) - 1) / 3)
-    return TSNE(n_components=2, perplexity=perplexity, init="pca",
+    """A t-SNE map of the features (after PCA to 50 dimensions, the usual speed-up)."""
+    reduced = PCA(n_components=min(50, *features.shape), random_state=seed).fit_transform(features)
+    return TSNE(n_components=2, perplexity=min(30.0, (len(features) - 1) / 3), init="pca",
                 random_state=seed).fit_transform(reduced)
 
 
 def neighbour_share(features: np.ndarray, labels: np.ndarray, which: np.ndarray,
                     of_class: np.ndarray, k: int = 10) -> np.ndarray:
-    """For each photo in `which`: the share of its k nearest other photos (Euclidean, in
-    feature space) whose label is `of_class` (one class per photo in `which`)."""
-    from sklearn.neighbors import NearestNeighbors
-
-    which = np.asarray(which)
-    k = min(k, len(features) - 1)
+    """For each photo in `which`, the share of its k nearest others labelled its `of_class`."""
+    which, k = np.asarray(which), min(k, len(features) - 1)
     _, index = NearestNeighbors(n_neighbors=k + 1).fit(features).kneighbors(features[which])
     # Drop the photo itself (not always the first hit: an exact duplicate ties with it).
     neighbours = np.array([[j for j in row if j != me][:k] for row, me in zip(index, which,

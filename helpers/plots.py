@@ -1,10 +1,4 @@
-"""Plotting boilerplate: photo grids, learning curves, confusion matrices, ROC, calibration and
-threshold curves, the architecture drawn to scale, filters, feature maps and features in 2-D.
-
-Every figure gets a title and labelled axes, is shown inline and saved as a PNG under the run's
-figures/ folder. Sizes are made for GitHub, which shows a notebook about 900 px wide: figures at
-most WIDTH inches wide at DPI, text at least 9 pt, so nothing is shrunk below what was drawn.
-"""
+"""Plotting boilerplate: figures sized for GitHub's 900 px (WIDTH inches at DPI, text ≥ 9 pt)."""
 
 import io
 from pathlib import Path
@@ -13,12 +7,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 from matplotlib.colors import to_rgb
-from matplotlib.image import AxesImage
 from matplotlib.patches import Polygon, Rectangle
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from helpers.alexnet import ORIGINAL_CONVS, ORIGINAL_DENSE
+from helpers.files import write_atomic
 
 DPI = 100
 WIDTH = 9.0  # inches: WIDTH * DPI = the 900 px GitHub gives a notebook's figures
@@ -28,58 +22,42 @@ plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10
                      "figure.titlesize": 12, "figure.dpi": DPI, "savefig.dpi": DPI})
 
 
-def shows_photos(fig) -> bool:
-    """True when the figure draws an RGB image (a photo, a filter, a heat map over a photo)."""
-    return any(isinstance(image, AxesImage) and np.ndim(image.get_array()) == 3
-               for ax in fig.axes for image in ax.get_images())
-
-
 def save(fig, figures_dir: str | Path, name: str) -> Path:
-    """Save `fig` as figures_dir/name.png and return the path. Charts get a 256-colour palette
-    (nothing visible lost, 3-4x smaller); photos stay full colour, since a palette bands their
-    gradients, with 7, 6 or 5 bits per channel only where 8 would pass MAX_PNG_BYTES."""
+    """Save `fig` as figures_dir/name.png: charts with a palette, photos full colour (unbanded)."""
     path = Path(figures_dir) / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     fig.savefig(buffer, dpi=DPI, bbox_inches="tight", format="png")
-    with Image.open(buffer) as image:
-        rgb = image.convert("RGB")
-    if not shows_photos(fig):
-        encoded = png_bytes(rgb.quantize(256))
-    else:
-        pixels = np.asarray(rgb, dtype="float64")
-        for bits in (8, 7, 6, 5):
-            step = 2 ** (8 - bits)
-            levels = np.clip(np.round(pixels / step) * step, 0, 255).astype("uint8")
-            encoded = png_bytes(Image.fromarray(levels))
-            if len(encoded) <= MAX_PNG_BYTES:
-                break
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(encoded)
-    temporary.replace(path)
+    rgb = Image.open(buffer).convert("RGB")
+    photos = any(np.ndim(image.get_array()) == 3 for ax in fig.axes for image in ax.get_images())
+    pixels = np.asarray(rgb, dtype="float64")
+    candidates = ((Image.fromarray(np.clip(np.round(pixels / step) * step, 0, 255).astype("uint8"))
+                   for step in (1, 2, 4, 8)) if photos else [rgb.quantize(256)])
+    for candidate in candidates:  # 8, 7, 6, then 5 bits per channel
+        encoded = io.BytesIO()
+        candidate.save(encoded, format="png", optimize=True, dpi=(DPI, DPI))
+        if encoded.tell() <= MAX_PNG_BYTES:
+            break
+    write_atomic(path, lambda temporary: temporary.write_bytes(encoded.getvalue()))
     return path
 
 
-def png_bytes(image: Image.Image) -> bytes:
-    """`image` encoded as an optimised PNG."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="png", optimize=True, dpi=(DPI, DPI))
-    return buffer.getvalue()
-
-
 def show(fig, figures_dir: str | Path, name: str) -> None:
-    """Save `fig` (see `save`), show that PNG inline, and close the figure, so the notebook
-    embeds the same image that lands in figures/."""
-    from IPython.display import Image as Picture
-    from IPython.display import display
-
-    path = save(fig, figures_dir, name)
+    """Save `fig`, show that PNG inline and close the figure: the notebook shows figures/' file."""
+    from IPython import display
+    display.display(display.Image(filename=save(fig, figures_dir, name)))
     plt.close(fig)
-    display(Picture(filename=path))
 
 
-def image_grid(images, titles, ncols: int = 6, title: str = "", size: float = 1.5,
-               colors=None):
+def laid_out(fig, title: str | None = None, **pads):
+    """`fig` with `title` above all its panels, spaced by tight_layout."""
+    if title is not None:
+        fig.suptitle(title)
+    fig.tight_layout(**pads)
+    return fig
+
+
+def image_grid(images, titles, ncols: int = 6, title: str = "", size: float = 1.5, colors=None):
     """A grid of photos (uint8 arrays or PIL images) with a small title above each."""
     nrows = -(-len(images) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.55)),
@@ -94,8 +72,7 @@ def image_grid(images, titles, ncols: int = 6, title: str = "", size: float = 1.
 
 
 def learning_curves(history, best_epoch: int, title: str = "Learning curves"):
-    """Accuracy, loss and learning rate per epoch for train and validation, best epoch marked.
-    `history` is a DataFrame indexed by epoch (notebook 05 reads it from history.json)."""
+    """Accuracy, loss and learning rate per epoch (history indexed by epoch), best epoch marked."""
     fig, (acc, loss, lr) = plt.subplots(1, 3, figsize=(WIDTH, 3.4))
     for ax, metric in ((acc, "accuracy"), (loss, "loss")):
         ax.plot(history.index, history[metric], "o-", label="train")
@@ -108,9 +85,7 @@ def learning_curves(history, best_epoch: int, title: str = "Learning curves"):
     lr.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     for ax in (acc, loss, lr):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return laid_out(fig, title)
 
 
 def confusion_heatmaps(counts, class_names, title: str = "Confusion matrix"):
@@ -122,9 +97,7 @@ def confusion_heatmaps(counts, class_names, title: str = "Confusion matrix"):
         sns.heatmap(data, annot=True, fmt=fmt, cmap="Blues", cbar=False, square=True, ax=ax,
                     xticklabels=class_names, yticklabels=class_names, annot_kws={"size": 11})
         ax.set(xlabel="predicted class", ylabel="true class", title=sub)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return laid_out(fig, title)
 
 
 def roc_plot(fpr, tpr, auc: float, title: str = "ROC curve"):
@@ -135,17 +108,14 @@ def roc_plot(fpr, tpr, auc: float, title: str = "ROC curve"):
     ax.set(xlabel="false-positive rate (cats called dogs)",
            ylabel="true-positive rate (dogs found)", title=title, xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    return fig
+    return laid_out(fig)
 
 
 def reliability_diagram(table, ece: float, title: str = "Reliability diagram"):
-    """Accuracy against confidence per bin (the diagonal is perfect calibration), with the
-    photos per bin below; `table` comes from evaluation.reliability_bins."""
+    """Accuracy against confidence per reliability_bins bin (diagonal: calibrated), photos below."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.4, 5.6), sharex=True,
                                       gridspec_kw={"height_ratios": (3, 1.2)})
-    width = table["high"] - table["low"]
-    used = table["photos"] > 0
+    width, used = table["high"] - table["low"], table["photos"] > 0
     top.bar(table["low"][used], table["accuracy"][used], width=width[used], align="edge",
             edgecolor="black", color="tab:blue", alpha=0.75, label="accuracy in the bin")
     top.plot(table["confidence"][used], table["confidence"][used], "o", color="tab:red",
@@ -159,13 +129,11 @@ def reliability_diagram(table, ece: float, title: str = "Reliability diagram"):
                color="tab:grey")
     bottom.set(xlabel="confidence: P(predicted class)", ylabel="photos", xlim=(0.5, 1))
     bottom.yaxis.set_major_locator(MaxNLocator(3, integer=True))
-    fig.tight_layout()
-    return fig
+    return laid_out(fig)
 
 
 def threshold_plot(table, title: str = "Precision and recall of 'dog' against the threshold"):
-    """Precision, recall and accuracy against the P(dog) threshold; `table` comes from
-    evaluation.precision_recall_by_threshold. The usual 0.5 is marked."""
+    """Precision, recall and accuracy against the P(dog) threshold, the usual 0.5 marked."""
     fig, ax = plt.subplots(figsize=(6.4, 4))
     for column, style in (("precision", "-"), ("recall", "-"), ("accuracy", "--")):
         ax.plot(table["threshold"], table[column], style, label=column)
@@ -173,34 +141,28 @@ def threshold_plot(table, title: str = "Precision and recall of 'dog' against th
     ax.set(xlabel="threshold: call a photo a dog when P(dog) ≥ threshold", ylabel="share",
            title=title, xlim=(0, 1))
     ax.legend(loc="lower center")
-    fig.tight_layout()
-    return fig
+    return laid_out(fig)
 
 
-def box_3d(ax, x: float, height: float, width: float, depth: float, color, gid: str):
-    """A cuboid in oblique projection: a front face `width` x `height` centred on y = 0, and
-    top and side faces receding by `depth` at 45 degrees, shaded from light to dark. Returns
-    how far the receding faces reach right and up."""
+def box_3d(ax, x: float, height: float, width: float, depth: float, color, gid: str) -> float:
+    """A shaded cuboid, front centred on y = 0, top and side receding 45°; returns their rise."""
     dx = dy = depth * 0.5**0.5
-    bottom, top = -height / 2, height / 2
-    faces = [
-        Rectangle((x, bottom), width, height),
-        Polygon([(x, top), (x + width, top), (x + width + dx, top + dy), (x + dx, top + dy)]),
-        Polygon([(x + width, bottom), (x + width + dx, bottom + dy), (x + width + dx, top + dy),
-                 (x + width, top)]),
-    ]
-    for face, shade in zip(faces, (1.0, 1.2, 0.75), strict=True):
-        rgb = np.clip(np.array(to_rgb(color)) * shade, 0, 1)
-        face.set(facecolor=rgb, edgecolor="black", linewidth=0.7, gid=gid)
+    bottom, top, right = -height / 2, height / 2, x + width
+    for face, shade in ((Rectangle((x, bottom), width, height), 1.0),
+                        (Polygon([(x, top), (right, top), (right + dx, top + dy),
+                                  (x + dx, top + dy)]), 1.2),
+                        (Polygon([(right, bottom), (right + dx, bottom + dy),
+                                  (right + dx, top + dy), (right, top)]), 0.75)):
+        face.set(facecolor=np.clip(np.array(to_rgb(color)) * shade, 0, 1), edgecolor="black",
+                 linewidth=0.7, gid=gid)
         ax.add_patch(face)
-    return dx, dy
+    return dy
 
 
-def architecture_stages(model) -> list[tuple[str, tuple, str]]:
-    """(layer name, output shape, what leads to it) for the input, each convolution and each
-    dense layer; pooling and flattening are named in the step to the next drawn layer."""
+def architecture_diagram(model, title: str = "AlexNet, drawn to scale"):
+    """The model drawn to scale as in the 2012 paper; each shape's patches have gid = its layer."""
     stages, steps = [("input", tuple(model.inputs[0].shape[1:]), "")], []
-    for layer in model.layers:
+    for layer in model.layers:  # (name, output shape, the steps leading to it) per shape drawn
         kind = type(layer).__name__
         if kind == "MaxPooling2D":
             steps.append(f"pool {layer.pool_size[0]}×{layer.pool_size[1]}/{layer.strides[0]}")
@@ -211,15 +173,6 @@ def architecture_stages(model) -> list[tuple[str, tuple, str]]:
                          if kind == "Conv2D" else "dense")
             stages.append((layer.name, tuple(layer.output.shape[1:]), "\n".join(steps)))
             steps = []
-    return stages
-
-
-def architecture_diagram(model, title: str = "AlexNet, drawn to scale"):
-    """The model as the 2012 paper draws it: a cuboid per convolution's output (and the input)
-    whose height and receding depth are proportional to the spatial size and whose width is
-    proportional to the channels; dense layers as bars, height proportional to units; kernel
-    sizes and strides on the arrows. Each shape's patches have gid = the layer's name."""
-    stages = architecture_stages(model)
     side = stages[0][1][0]
     # Scales fixed by the 2012 layout, so the diagrams of two variants compare by eye.
     widest = max(max(c.filters for c in ORIGINAL_CONVS),
@@ -235,8 +188,8 @@ def architecture_diagram(model, title: str = "AlexNet, drawn to scale"):
     for i, (name, shape, step) in enumerate(stages):
         if len(shape) == 3:
             height = tall * shape[0] / side
-            dx, dy = box_3d(ax, x, height, thick * shape[-1] / widest, depth * height,
-                            "0.88" if name == "input" else "tab:blue", name)
+            dy = box_3d(ax, x, height, thick * shape[-1] / widest, depth * height,
+                        "0.88" if name == "input" else "tab:blue", name)
             label = "×".join(map(str, shape))
         elif i < len(stages) - 1:
             height, dy = tall * shape[0] / most_units, 0.0
@@ -270,46 +223,35 @@ def architecture_diagram(model, title: str = "AlexNet, drawn to scale"):
 
 def filter_grid(filters, title: str = "conv1 filters", ncols: int = 16):
     """Small RGB filters (count, k, k, 3, values 0-1) in a grid, one square per filter."""
-    nrows = -(-len(filters) // ncols)
-    cell = min(WIDTH / ncols, 0.6)
+    nrows, cell = -(-len(filters) // ncols), min(WIDTH / ncols, 0.6)
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * cell, nrows * cell + 0.6),
                              squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < len(filters):
             ax.imshow(filters[i], interpolation="nearest")
-    fig.suptitle(title)
-    fig.tight_layout(pad=0.3, h_pad=0.2, w_pad=0.2)
-    return fig
+    return laid_out(fig, title, pad=0.3, h_pad=0.2, w_pad=0.2)
 
 
 def feature_map_grid(photo, maps: dict, channels: dict, title: str = "Feature maps"):
-    """The photo on the left; per layer (a row) the chosen channels of its activation
-    (height, width, channels), each on its own colour scale. `channels` maps layer -> indices."""
+    """The photo, then a row per layer of its activation's `channels[layer]`, each scaled alone."""
     ncols = max(len(c) for c in channels.values())
     fig = plt.figure(figsize=(WIDTH, 1.05 * len(maps) + 0.6))
     grid = fig.add_gridspec(len(maps), ncols + 2, width_ratios=[2.2, 0.15] + [1] * ncols)
-    photo_ax = fig.add_subplot(grid[:, 0])
+    photo_ax = fig.add_subplot(grid[:, 0], title="the photo")
     photo_ax.imshow(photo)
-    photo_ax.set_title("the photo")
     photo_ax.axis("off")
     for row, (name, activation) in enumerate(maps.items()):
         for col, channel in enumerate(channels[name]):
-            ax = fig.add_subplot(grid[row, col + 2])
+            ax = fig.add_subplot(grid[row, col + 2], xticks=[], yticks=[])
             ax.imshow(activation[..., channel], cmap="viridis")
-            ax.set_xticks([])
-            ax.set_yticks([])
             if col == 0:
-                height, width, depth = activation.shape
-                ax.set_ylabel(f"{name}\n{height}×{width}×{depth}", fontsize=9)
-    fig.suptitle(title)
-    fig.tight_layout(pad=0.4, h_pad=0.3, w_pad=0.2)
-    return fig
+                ax.set_ylabel(f"{name}\n" + "×".join(map(str, activation.shape)), fontsize=9)
+    return laid_out(fig, title, pad=0.4, h_pad=0.3, w_pad=0.2)
 
 
 def embedding_scatter(points: dict, labels, wrong, class_names, title: str = "fc7 features"):
-    """One panel per 2-D map (name -> points (n, 2)): photos coloured by true class, the
-    misclassified ones ringed in black."""
+    """A panel per 2-D map (name -> points): photos coloured by class, mistakes ringed in black."""
     fig, axes = plt.subplots(1, len(points), figsize=(WIDTH, 4.3), squeeze=False)
     labels, wrong = np.asarray(labels), np.asarray(wrong, dtype=bool)
     for ax, (name, xy) in zip(axes.flat, points.items(), strict=True):
@@ -320,10 +262,7 @@ def embedding_scatter(points: dict, labels, wrong, class_names, title: str = "fc
                        label=f"{cls} ({mine.sum():,})")
         ax.scatter(xy[wrong, 0], xy[wrong, 1], s=28, facecolors="none", edgecolors="black",
                    linewidths=0.8, label=f"misclassified ({wrong.sum():,})")
-        ax.set(title=name, xlabel=f"{name.split()[0]} 1", ylabel=f"{name.split()[0]} 2")
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set(title=name, xlabel=f"{name.split()[0]} 1", ylabel=f"{name.split()[0]} 2",
+               xticks=[], yticks=[])
     axes.flat[0].legend(loc="best", markerscale=2)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return laid_out(fig, title)

@@ -14,7 +14,7 @@ from PIL import Image
 import helpers.data as data_module
 from helpers.data import (
     augmentation,
-    cache_bytes,
+    cached_in_memory,
     images_per_second,
     list_images,
     load_image,
@@ -110,14 +110,16 @@ def test_shuffle_reshuffles_every_epoch(processed):
     assert not np.array_equal(epoch1, epoch2)
 
 
-def test_cache_bytes_is_the_uint8_size(processed):
-    assert cache_bytes(10, SIZE) == np.zeros((10, SIZE, SIZE, 3), np.uint8).nbytes
-    assert cache_bytes(0, 227) == 0
-    assert cache_bytes(2, 227) == 2 * cache_bytes(1, 227)
-    assert 4 * cache_bytes(5, 64) == np.zeros((5, 64, 64, 3), np.float32).nbytes
+def test_the_cache_goes_to_memory_while_its_uint8_pixels_fit(processed, monkeypatch):
     split = processed / "val"
     images, _, _ = collect(load_split(split, SIZE, 4))
-    assert images.nbytes == cache_bytes(len(list_images(split)[0]), SIZE)
+    count = len(list_images(split)[0])
+    assert images.nbytes == np.zeros((count, SIZE, SIZE, 3), np.uint8).nbytes
+    monkeypatch.setattr(data_module, "MEMORY_CACHE_LIMIT_BYTES", images.nbytes)
+    assert cached_in_memory(count, SIZE) and cached_in_memory(0, 227)
+    assert not cached_in_memory(count + 1, SIZE)
+    monkeypatch.setattr(data_module, "MEMORY_CACHE_LIMIT_BYTES", images.nbytes - 1)
+    assert not cached_in_memory(count, SIZE)
 
 
 def test_auto_cache_goes_to_a_file_when_memory_is_too_small(processed, monkeypatch):
