@@ -147,7 +147,14 @@ def steps_per_epoch(count: int, batch_size: int) -> int:
 
 def check_split(processed_dir: Path) -> None:
     """Refuse a folder that is not a prepared split, saying what it is and what to run."""
-    missing = [split for split in ("train", "val") if not list_images(processed_dir / split)[0]]
+    labels = {split: set(list_images(processed_dir / split)[1]) for split in ("train", "val")}
+    missing = [split for split, found in labels.items() if not found]
+    lacking = [f"{split}/{name}" for split, found in labels.items() if found
+               for label, name in enumerate(CLASS_NAMES) if label not in found]
+    if lacking:  # a model judged on one class only would look right and learn nothing
+        raise FileNotFoundError(f"no photos in {processed_dir}/{' or '.join(lacking)}: every "
+                                "split needs both classes; make the split with `python -m "
+                                "helpers prepare`")
     if not missing:
         return
     if find_photos(processed_dir) is not None:

@@ -81,7 +81,7 @@ def test_the_run_leaves_model_history_figures_and_metrics(executed):
 
 def test_later_notebooks_use_the_run_from_the_shared_work_folder(executed):
     _, results, _ = executed
-    assert "your run in models/alexnet_compact" in text_of(results["05"])
+    assert "your run in ../drive/models/alexnet_compact" in text_of(results["05"])
     for name in ("06", "07"):
         assert "saved model" in text_of(results[name]), name
         assert "demo model" not in text_of(results[name]), name

@@ -645,7 +645,7 @@ def test_the_best_model_checkpoint_refuses_a_metric_name_that_is_not_logged(tmp_
 
 
 def test_the_training_command_runs_under_the_jax_backend(processed, tmp_path):
-    """The lent GPU machines have JAX and no TensorFlow for the model: the tf.data maps must
+    """Keras on JAX (e.g. a GPU machine with JAX and no TensorFlow): the tf.data maps must
     not call keras.ops, which would be JAX's there."""
     env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(
@@ -706,3 +706,16 @@ def test_a_bug_ends_with_its_traceback_and_a_request_to_report_it(monkeypatch, c
         main(["params"])
     assert "please report it" in str(exit_.value)
     assert "ZeroDivisionError: a bug" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("emptied", ["train/dog", "val/cat"])
+def test_a_split_without_one_class_is_refused(processed, tmp_path, emptied):
+    split = tmp_path / "split"
+    shutil.copytree(processed, split)
+    for photo in (split / emptied).glob("*.jpg"):
+        photo.unlink()
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--data", str(split), "--run-dir", str(tmp_path / "run"), *CLI_CONFIG])
+    assert str(exit_.value) == (f"error: no photos in {split}/{emptied}: every split needs both "
+                                "classes; make the split with `python -m helpers prepare`")
+    assert not (tmp_path / "run").exists()
