@@ -1,17 +1,8 @@
-"""Clean a PetImages-style folder and split it into train/val/test, losing nothing.
-
-Every file is decoded once. Photos that decode are kept (re-encoded as RGB JPEG when they were
-not RGB JPEG already, hard-linked otherwise); the rest are listed in `rejected.csv` with the
-reason, as are symlink loops, broken links and unreadable files. The split is stratified by
-class, seeded, and keeps byte-identical files together in one split.
-
-DEST is built in a folder beside it (`.DEST.building-*`) and renamed into place only when
-complete, under a lock file beside it (`.DEST.lock`, holding the pid). Prepare never deletes a
-file it did not write: a DEST holding other files is refused. A re-run checks DEST against its
-`manifest.csv` (every photo present, same size) and reuses it, or rebuilds it when damaged.
-"""
+"""Clean a PetImages-style folder into a seeded, stratified train/val/test split, losing nothing;
+SOURCE is only read, and DEST is never replaced while it holds a file prepare did not write."""
 
 import csv
+import ctypes
 import errno
 import hashlib
 import io
@@ -19,213 +10,148 @@ import itertools
 import json
 import os
 import random
-import secrets
 import shutil
-import stat
-from collections import Counter, defaultdict
+import sys
+from collections import Counter, namedtuple
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import suppress
 from pathlib import Path, PurePosixPath
 
-from PIL import Image
+import numpy as np
+from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from helpers.environment import process_alive
-from helpers.photos import CLASS_NAMES, SPLITS, class_of, find_source, link_or_copy
+from helpers.files import Busy, held, write_json
+from helpers.photos import CLASS_NAMES, SPLITS, class_of, find_source
 
-STAMP = "prepare.json"
-MANIFEST = "manifest.csv"
-REJECTED = "rejected.csv"
+STAMP, MANIFEST, REJECTED = "prepare.json", "manifest.csv", "rejected.csv"
 PROGRESS_FROM = 1000  # files: fewer decode in a second or two, and a bar would be noise
-MANIFEST_HEADER = ["path", "label", "split", "output", "bytes"]
+MAX_SIDE, MAX_ASPECT = 65500, 20  # the longest side a JPEG holds; longest over shortest side
+TOPS = {"F": (1, 255, 65535), "I": (255, 65535)}  # the ranges deep pixels fill, narrowest first
+# A listed file (path relative to SOURCE); why it is no photo, and its re-encoding ("" if none).
+Entry = namedtuple("Entry", "path label size reason digest staged", defaults=("", ""))
 
 
 class DestinationError(FileExistsError, ValueError):
-    """DEST cannot be written: it holds files prepare did not write, or another prepare is
-    writing it. Also a ValueError, so callers that report bad arguments report it too."""
-
-
-@dataclass(frozen=True)
-class Listed:
-    """One entry found below a class folder."""
-
-    path: str  # relative to the source folder, with forward slashes (undecodable bytes escaped)
-    label: str
-    size: int  # -1 when it cannot be read
-    problem: str  # why it cannot be read at all (e.g. "symlink loop"); empty for a regular file
-
-
-@dataclass(frozen=True)
-class Checked:
-    """What decoding one source file found."""
-
-    path: str  # relative to the source folder, with forward slashes
-    label: str
-    digest: str
-    reason: str  # empty when the photo is usable
-    rewrite: bool  # True when it must be re-encoded as RGB JPEG
+    """DEST cannot be used (it holds what prepare did not write, or is busy); the CLI reports it."""
 
 
 def _reason(error: OSError) -> str:
     """The rejected.csv reason for a file or folder that cannot be read."""
-    if isinstance(error, PermissionError):
-        return "permission denied"
-    if error.errno == errno.ELOOP:
-        return "symlink loop"
-    if isinstance(error, FileNotFoundError):
-        return "broken symlink"
-    return f"cannot read: {error.strerror or error}"
+    return {errno.EACCES: "permission denied", errno.ELOOP: "symlink loop", errno.ENOENT:
+            "broken symlink"}.get(error.errno, f"cannot read: {error.strerror or error}")
 
 
-def _walk(folder: Path, rel: str, label: str, above: frozenset) -> Iterator[Listed]:
-    """The entries below `folder`, depth first by name, following symlinks; a link back to a
-    folder above it (`above`: their device and inode) is reported as a "symlink loop"."""
+def _walk(folder: Path, rel: str, label: str, stack: tuple, fence: tuple) -> Iterator[Entry]:
+    """Files below `folder` (real path stack[-1]) by name, not following symlinks back up or out."""
     try:
         with os.scandir(folder) as found:
             entries = sorted(found, key=lambda e: e.name)
     except OSError as error:
-        yield Listed(rel, label, -1, _reason(error))
+        yield Entry(rel, label, -1, _reason(error))
         return
     for entry in entries:
-        path = f"{rel}/{entry.name}"
+        path, link = f"{rel}/{entry.name}", entry.is_symlink()
+        real = Path(os.path.realpath(entry.path)) if link else stack[-1] / entry.name
         try:
-            info = entry.stat()
+            size = entry.stat().st_size
+            problem = "" if entry.is_dir() or entry.is_file() else "not a regular file"
         except OSError as error:
-            yield Listed(path, label, -1, _reason(error))
-            continue
-        key = (info.st_dev, info.st_ino)
-        if stat.S_ISDIR(info.st_mode) and key in above:
-            yield Listed(path, label, -1, "symlink loop")
-        elif stat.S_ISDIR(info.st_mode):
-            yield from _walk(Path(entry.path), path, label, above | {key})
-        elif stat.S_ISREG(info.st_mode):
-            yield Listed(path, label, info.st_size, "")
+            size, problem = -1, _reason(error)
+        if link and any(above.is_relative_to(real) for above in stack):
+            problem = "symlink loop"
+        elif link and any(map(real.is_relative_to, fence)) and not real.is_relative_to(stack[0]):
+            problem = "symlink out of its class folder"
+        if not problem and entry.is_dir():
+            yield from _walk(Path(entry.path), path, label, (*stack, real), fence)
         else:
-            yield Listed(path, label, -1, "not a regular file")
+            yield Entry(path, label, -1 if problem else size, problem)
 
 
-def list_source(source: Path, per_class_limit: int | None = None) -> list[Listed]:
-    """Every entry below the class folders, in a stable order. With `per_class_limit`, the
-    first N entries of each class folder by name (for quick runs)."""
-    files = []
-    for folder in sorted(p for p in source.iterdir() if p.is_dir() and class_of(p.name)):
-        info = folder.stat()
-        found = _walk(folder, folder.name, class_of(folder.name),
-                      frozenset({(info.st_dev, info.st_ino)}))
-        files += itertools.islice(found, per_class_limit)
-    return files
+def _decode(data: bytes) -> tuple[str, bytes | None]:
+    """(Why `data` is no photo, or ""; its RGB JPEG re-encoding, or None for a clean RGB JPEG)."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        (width, height), jpeg = image.size, io.BytesIO()
+        if max(width, height) > min(MAX_SIDE, MAX_ASPECT * min(width, height)):
+            return f"{width}x{height} pixels: too large or too thin for a photo", None
+        if (image.format, image.mode) == ("JPEG", "RGB") and data.rstrip(b"\0")[-2:] == b"\xff\xd9":
+            return "", None
+        if image.mode in ("I", "F") or image.mode.startswith("I;16"):  # PIL clips, not scales
+            pixels = np.asarray(image, dtype=np.float64)
+            if not np.isfinite(pixels).all():
+                return "float pixels that are not numbers", None
+            low, tops = min(pixels.min(), 0), TOPS.get(image.mode, (65535,))  # I;16: 65535
+            top = next((t for t in tops if pixels.max() <= t), pixels.max())
+            image = Image.fromarray(np.uint8(np.round((pixels - low) * 255 / (top - low or 1))))
+        image.convert("RGB").save(jpeg, "JPEG", quality=95)
+        return "", jpeg.getvalue()
 
 
-def check_file(source: Path, rel: str, label: str) -> Checked:
-    """Decode one file fully and say whether it is usable and whether it needs re-encoding."""
+def check_file(source: Path, entry: Entry, staged: str) -> Entry:
+    """Decode a listed file (re-encoded into `staged` if need be); what fails is rejected."""
     try:
-        data = (source / rel).read_bytes()
+        data = (source / entry.path).read_bytes()
     except OSError as error:
-        return Checked(rel, label, "", _reason(error), False)
-    digest = hashlib.sha256(data).hexdigest()
-    if not data:
-        return Checked(rel, label, digest, "empty file", False)
+        return entry._replace(reason=_reason(error))
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            fmt, mode = image.format, image.mode
-            image.load()
-    except Image.DecompressionBombError:
-        return Checked(rel, label, digest, "image too large", False)
-    except (OSError, SyntaxError, ValueError) as error:
-        reason = "not an image" if "cannot identify" in str(error) else f"does not decode: {error}"
-        return Checked(rel, label, digest, reason, False)
-    clean_jpeg = fmt == "JPEG" and mode == "RGB" and data.rstrip(b"\0").endswith(b"\xff\xd9")
-    return Checked(rel, label, digest, "", not clean_jpeg)
+        reason, jpeg = _decode(data) if data else ("empty file", None)
+    except Exception as error:  # PIL's plugins raise many kinds of error
+        reason, jpeg = {Image.DecompressionBombError: "image too large",
+                        UnidentifiedImageError: "not an image"}.get(
+            type(error), f"does not decode: {error or type(error).__name__}"), None
+    if jpeg:
+        Path(staged).write_bytes(jpeg)  # a new file in prepare's own new folder
+    return entry._replace(reason=reason, digest=hashlib.sha256(data).hexdigest(),
+                          staged=staged if jpeg else "")
 
 
-def _check_all(source: Path, files: list[Listed], workers: int | None) -> list[Checked]:
-    """check_file on every listed file that can be read, in listing order, with a progress bar
-    when there are enough to wait for; in worker processes, or in this process when `workers`
-    is 1."""
-    readable = [f for f in files if not f.problem]
-    args = ([source] * len(readable), [f.path for f in readable], [f.label for f in readable])
-    bar = {"total": len(readable), "desc": "decoding", "unit": "file", "mininterval": 5,
-           "disable": len(readable) < PROGRESS_FROM}
-    if workers == 1:
-        checked = iter(list(tqdm(map(check_file, *args), **bar)))
-    else:
-        with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
-            checked = iter(list(tqdm(pool.map(check_file, *args, chunksize=64), **bar)))
-    return [Checked(f.path, f.label, "", f.problem, False) if f.problem else next(checked)
-            for f in files]
+def _die_with_parent() -> None:
+    """In a decoding worker: be killed when prepare's process dies, even by SIGKILL (Linux)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
 
 
-def split_groups(kept: list[Checked], val_fraction: float, test_fraction: float, seed: int
-                 ) -> dict[str, str]:
-    """Map each kept file's path to a split: stratified by label, seeded, byte-identical files
-    kept together so a duplicate never lands in both train and test."""
-    groups: dict[str, list[Checked]] = defaultdict(list)
-    for item in kept:
-        groups[item.digest].append(item)
-    by_label: dict[str, list[list[Checked]]] = defaultdict(list)
-    for digest in sorted(groups):
-        members = groups[digest]
-        by_label[members[0].label].append(members)
-    rng = random.Random(seed)
-    assignment = {}
-    for label in sorted(by_label):
-        label_groups = by_label[label]
-        rng.shuffle(label_groups)
-        total = sum(len(g) for g in label_groups)
-        quota = {"test": round(total * test_fraction), "val": round(total * val_fraction)}
-        filled = {"test": 0, "val": 0}
-        for members in label_groups:
-            split = next((s for s in ("test", "val") if filled[s] < quota[s]), "train")
-            if split != "train":
-                filled[split] += len(members)
-            for item in members:
-                assignment[item.path] = split
+def split_groups(kept: list[Entry], inputs: dict) -> dict[str, str]:
+    """Each kept file's path -> its split: stratified by label, seeded, duplicates together."""
+    by_digest = sorted(kept, key=lambda item: item.digest)
+    groups = [list(group) for _, group in itertools.groupby(by_digest, lambda item: item.digest)]
+    rng, assignment = random.Random(inputs["seed"]), {}
+    for label in sorted({item.label for item in kept}):
+        ordered = [group for group in groups if group[0].label == label]
+        rng.shuffle(ordered)
+        total = sum(map(len, ordered))
+        quota = {split: round(total * inputs[f"{split}_fraction"]) for split in ("test", "val")}
+        for members in ordered:
+            split = next((s for s in ("test", "val") if quota[s] > 0), "train")
+            quota[split] = quota.get(split, 0) - len(members)
+            assignment.update((item.path, split) for item in members)
     return assignment
 
 
-def _shown(rel: str) -> str:
-    """A source path as text for the CSV files: undecodable bytes written as \\xNN."""
-    return os.fsencode(rel).decode("utf-8", "backslashreplace")
-
-
-def _output(folder: str, rel: str, taken: set[str]) -> str:
-    """The output path (relative to DEST) of source file `rel` in `folder` (<split>/<label>):
-    the source path below the class folder joined with "_", ending in .jpg, undecodable bytes
-    replaced by "_"; a short hash of `rel` is added when the name is taken already (Cat/1.jpg
-    and cat/1.jpg, 1.png and 1.jpg; compared case-blind for case-insensitive disks) or long."""
-    text = os.fsencode(rel).decode("utf-8", "replace").replace("\ufffd", "_")
-    name = "_".join(PurePosixPath(text).with_suffix(".jpg").parts[1:])
-    if f"{folder}/{name}".casefold() in taken or len(name.encode()) > 200:
-        stem = name.removesuffix(".jpg").encode()[:150].decode("utf-8", "ignore")
-        name = f"{stem}_{hashlib.sha256(os.fsencode(rel)).hexdigest()[:8]}.jpg"
+def _place(source: Path, build: Path, folder: str, item: Entry, taken: set[str]) -> str:
+    """Hard-link (or copy) a kept photo into `build`/`folder` under a new, unique name."""
+    text = os.fsencode(item.path).decode("utf-8", "replace").replace("\ufffd", "_")
+    name = "_".join(PurePosixPath(text).with_suffix(".jpg").parts[1:])  # path below the class
+    stem = name.removesuffix(".jpg").encode()[:150].decode("utf-8", "ignore")
+    for n in itertools.count():  # case-blind, for case-insensitive disks
+        if f"{folder}/{name}".casefold() not in taken and len(name.encode()) <= 200:
+            break
+        name = f"{stem}_{hashlib.sha256(os.fsencode(item.path) + bytes(n)).hexdigest()[:8]}.jpg"
     taken.add(f"{folder}/{name}".casefold())
+    real = item.staged or (source / item.path).resolve()
+    try:
+        os.link(real, build / folder / name)
+    except OSError:  # across file systems; "x": never into a file, which may link to SOURCE
+        with open(real, "rb") as old, open(build / folder / name, "xb") as new:
+            shutil.copyfileobj(old, new)
     return f"{folder}/{name}"
 
 
-def _place(source: Path, target: Path, item: Checked) -> None:
-    """Re-encode anything that is not a clean RGB JPEG; hard-link (or copy) the rest, the real
-    file behind any symlink, so that nothing in DEST can dangle."""
-    if item.rewrite:
-        with Image.open(source / item.path) as image:
-            image.convert("RGB").save(target, "JPEG", quality=95)
-    else:
-        link_or_copy((source / item.path).resolve(), target)
-
-
-def _write_csv(path: Path, header: list[str], rows) -> None:
-    """One CSV file, UTF-8."""
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
-def _read_manifest(dest: Path) -> list[dict[str, str]]:
-    """The rows of DEST's manifest.csv."""
-    with open(dest / MANIFEST, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+def _digest(lines: Iterator[str]) -> str:
+    """SHA-256 of text lines, whatever bytes the file names in them hold."""
+    return hashlib.sha256(b"".join(os.fsencode(f"{line}\n") for line in lines)).hexdigest()
 
 
 def counts_line(counts: dict[str, int]) -> str:
@@ -233,234 +159,168 @@ def counts_line(counts: dict[str, int]) -> str:
     return ", ".join(f"{counts.get(split, 0):,} {split}" for split in SPLITS) + " photos"
 
 
-def _inputs(source: Path, files: list[Listed], seed, val_fraction, test_fraction) -> dict:
-    """What a DEST is made from (the source listing with sizes, seed, fractions); a DEST made
-    from other inputs is made again."""
-    listing = hashlib.sha256()
-    for f in files:
-        listing.update(os.fsencode(f"{f.path}\t{f.label}\t{f.size}\n"))
-    return {"source": str(source.resolve()), "listing": listing.hexdigest(), "seed": seed,
-            "val_fraction": val_fraction, "test_fraction": test_fraction}
-
-
-def _stamp_of(dest: Path) -> dict | None:
-    """DEST's prepare.json when prepare made DEST, else None."""
-    try:
-        stamp = json.loads((dest / STAMP).read_text())
-    except (OSError, ValueError):
-        return None
-    made = isinstance(stamp, dict) and isinstance(stamp.get("summary"), dict) and "inputs" in stamp
-    return stamp if made else None
-
-
-def _damage(dest: Path, stamp: dict) -> str:
-    """What is wrong with a DEST against its manifest (a missing or resized photo, a missing
-    CSV file), cheaply: one stat per photo. Empty when nothing is."""
-    try:
-        rows = _read_manifest(dest)
-    except OSError:
-        return f"{MANIFEST} is missing"
-    if rows and "output" not in rows[0]:
-        return "made by an older version of prepare"
+def _damage(dest: Path, stamp: dict, rows: list[dict] | None) -> str:
+    """What is wrong with DEST against its manifest, one stat per photo; empty when nothing."""
+    if rows is None or rows and "output" not in rows[0]:
+        return f"{MANIFEST} is missing" if rows is None else "made by an older version of prepare"
     if len(rows) != stamp["summary"].get("kept") or not (dest / REJECTED).is_file():
         return f"{MANIFEST}, {REJECTED} and {STAMP} disagree"
-    bad = []
-    for row in rows:
-        try:
-            if (dest / row["output"]).stat().st_size != int(row["bytes"]):
-                bad.append(row["output"])
-        except (OSError, ValueError):
-            bad.append(row["output"])
+    bad = [row["output"] for row in rows if not (dest / row["output"]).is_file()
+           or str((dest / row["output"]).stat().st_size) != row["bytes"]]
     return f"{len(bad):,} of {len(rows):,} photos missing or changed, e.g. {bad[0]}" if bad else ""
 
 
-def _foreign_file(dest: Path) -> str | None:
-    """A file below DEST (relative to it) that prepare did not write, or None: the files of
-    its manifest and its CSV and stamp files are prepare's (when the manifest cannot say, any
-    file in a split's class folder is), any other file is not."""
-    ours: set[str] | None = set()
-    if _stamp_of(dest):
-        try:
-            rows = _read_manifest(dest)
-            ours = {STAMP, MANIFEST, REJECTED, *(row["output"] for row in rows)}
-        except (OSError, KeyError):
-            ours = None
-    for root, _, names in os.walk(dest):
-        for name in sorted(names):
-            rel = Path(root, name).relative_to(dest).as_posix()
-            parts = rel.split("/")
-            if ours is None:
-                mine = rel in (STAMP, MANIFEST, REJECTED) or (
-                    len(parts) == 3 and parts[0] in SPLITS and parts[1] in CLASS_NAMES)
-            else:
-                mine = rel in ours
-            if not mine:
-                return rel
-    return None
+def _foreign_file(dest: Path, stamp: dict | None, rows: list[dict] | None) -> str | None:
+    """A file or symlink below DEST that prepare did not write, or None; unreadable ones raise."""
+    def unreadable(error: OSError) -> None:  # what prepare cannot read, it does not own
+        raise error
+    found = sorted(Path(root, name).relative_to(dest).as_posix()
+                   for root, folders, names in os.walk(dest, onerror=unreadable)
+                   for name in names + [f for f in folders if os.path.islink(Path(root, f))])
+    rest = [rel for rel in found if not stamp or rel not in (STAMP, MANIFEST, REJECTED)]
+    outputs = {row.get("output") for row in rows or [{}]}  # None: an older or a lost manifest
+    if stamp and None in outputs and stamp.get("outputs") == _digest(
+            sorted(f"{rel}\t{os.lstat(dest / rel).st_size}" for rel in rest)):
+        outputs = set(rest)  # what the stamp lists
+    return next((rel for rel in rest if not stamp or rel not in outputs), None)
 
 
-def _refuse_foreign(dest: Path, shown: Path) -> None:
-    """Refuse to replace a DEST that holds a file prepare did not write (it would be deleted)."""
+def _build(source: Path, build: Path, files: list[Entry], inputs: dict, workers: int | None
+           ) -> dict:
+    """Make the split in the new folder `build`, prepare.json last; returns the summary."""
+    readable, staged = [f for f in files if not f.reason], build / ".staged"
+    staged.mkdir(parents=True)
+    args = [source] * len(readable), readable, [f"{staged}/{i}" for i in range(len(readable))]
+    bar = {"total": len(readable), "desc": "decoding", "unit": "file", "mininterval": 5,
+           "disable": len(readable) < PROGRESS_FROM}
+    if workers == 1:
+        decoded = iter(list(tqdm(map(check_file, *args), **bar)))
+    else:
+        with ProcessPoolExecutor(workers or os.cpu_count(), initializer=_die_with_parent) as pool:
+            decoded = iter(list(tqdm(pool.map(check_file, *args, chunksize=64), **bar)))
+    checked = [f if f.reason else next(decoded) for f in files]
+    kept = [c for c in checked if not c.reason]
+    for label in sorted(set(CLASS_NAMES) - {c.label for c in kept}):
+        reasons = Counter(c.reason for c in checked if c.label == label).most_common(3)
+        raise ValueError(f"None of the {label} files in {source} is a usable photo ("
+                         + ", ".join(f"{n:,} {why}" for why, n in reasons) + "); nothing was "
+                         "prepared.")
+    assignment = split_groups(kept, inputs)
+    manifest, taken = [("path", "label", "split", "output", "bytes")], set()
+    for split, label in itertools.product(SPLITS, CLASS_NAMES):
+        (build / split / label).mkdir(parents=True)
+    for item in kept:
+        output = _place(source, build, f"{assignment[item.path]}/{item.label}", item, taken)
+        manifest.append((item.path, item.label, assignment[item.path], output,
+                         os.lstat(build / output).st_size))
+    shutil.rmtree(staged)
+    rejected = [("path", "reason"), *((c.path, c.reason) for c in checked if c.reason)]
+    for name, rows in ((MANIFEST, manifest), (REJECTED, rejected)):
+        with open(build / name, "w", newline="", encoding="utf-8") as f:  # paths as text: \xNN
+            csv.writer(f).writerows((os.fsencode(row[0]).decode("utf-8", "backslashreplace"),
+                                     *row[1:]) for row in rows)
+    counts = {s: {label: sum(row[1:3] == (label, s) for row in manifest) for label in CLASS_NAMES}
+              for s in SPLITS}
+    summary = {"kept": len(kept), "rejected": len(checked) - len(kept),
+               "reencoded": sum(bool(c.staged) for c in kept), "counts": counts}
+    outputs = _digest(sorted(f"{row[3]}\t{row[4]}" for row in manifest[1:]))
+    write_json(build / STAMP, {"inputs": inputs, "outputs": outputs, "summary": summary})
+    return summary
+
+
+def _report(head: str, tail: str, summary: dict, inputs: dict) -> None:
+    """Print the photos per split between `head` and `tail`, and warn of a class a split lacks."""
+    counts = summary["counts"]
+    print(head + counts_line({s: sum(n.values()) for s, n in counts.items()}) + tail)
+    for label in CLASS_NAMES:
+        if empty := [s for s in SPLITS if inputs.get(f"{s}_fraction", 1) and not counts[s][label]]:
+            print(f"Warning: no {label} photos in {' or '.join(empty)}: too few for the fractions.")
+
+
+def _update(source: Path, dest: Path, shown: Path, files: list[Entry], inputs: dict,
+            workers: int | None, reuse: bool, verbose: bool) -> dict:
+    """Reuse DEST, or make it beside it and rename it into place (we hold DEST's lock)."""
+    for path in dest.parent.iterdir():  # what a killed run left
+        if path.name.startswith((f".{dest.name}.building-", f".{dest.name}.old-")):
+            shutil.rmtree(path)
+    stamp = rows = None  # DEST's prepare.json when prepare made it; its manifest's rows
+    with suppress(OSError, ValueError, TypeError, KeyError):
+        made = json.loads((dest / STAMP).read_text())
+        stamp = made if made["inputs"] and isinstance(made["summary"]["counts"], dict) else None
+    with suppress(OSError), open(dest / MANIFEST, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    damage = _damage(dest, stamp, rows) if stamp and stamp["inputs"] == inputs else None
+    if damage == "" and reuse:
+        if verbose:
+            _report(f"Using the prepared split in {shown}: ", f" (checked against {MANIFEST}).",
+                    stamp["summary"], inputs)
+        return stamp["summary"]
     if dest.exists() and not dest.is_dir():
-        raise DestinationError(f"{shown} is a file, not a folder made by prepare; "
-                               "prepare never deletes it. Choose another destination folder.")
-    rel = _foreign_file(dest) if dest.is_dir() else None
-    if rel is not None:
+        raise DestinationError(f"{shown} is a file, not a folder made by prepare; prepare never "
+                               "deletes it. Choose another destination folder.")
+    if dest.exists() and (rel := _foreign_file(dest, stamp, rows)) is not None:
         raise DestinationError(
             f"{shown} holds files that prepare did not write (e.g. {shown / rel}); prepare never "
             "deletes them. Move them away, or choose another destination folder.")
-
-    return True
-
-
-@contextmanager
-def _locked(dest: Path, shown: Path) -> Iterator[None]:
-    """Hold `.DEST.lock` beside DEST (holding our pid) while the block runs. Refuse while a
-    live process holds it; take over a lock whose process is gone."""
-    lock = dest.parent / f".{dest.name}.lock"
-    while True:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text())
-            except (OSError, ValueError):
-                pid = None  # being written this instant, or garbled
-            if pid is None or process_alive(pid):
-                raise DestinationError(
-                    f"Another prepare{f' (process {pid})' if pid else ''} is writing {shown}; "
-                    f"wait for it to finish, or delete {shown.parent / lock.name} if none is "
-                    "running.") from None
-            lock.unlink(missing_ok=True)  # its process is gone
-    with os.fdopen(fd, "w") as f:
-        f.write(f"{os.getpid()}\n")
+    if stamp and damage != "":
+        print(f"{shown} does not match its {MANIFEST} ({damage}); rebuilding it." if damage else
+              f"{shown} was made from other photos or settings; making it again.")
+    build, old = (dest.parent / f".{dest.name}.{k}-{os.getpid()}" for k in ("building", "old"))
     try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _scratch_prefixes(dest: Path) -> tuple[str, str]:
-    """Name prefixes of the folders beside DEST that prepare makes: a split being built, and
-    the previous split on its way out."""
-    return f".{dest.name}.building-", f".{dest.name}.old-"
-
-
-def _remove_leftovers(dest: Path) -> None:
-    """Delete the scratch folders a killed run left beside DEST (we hold DEST's lock)."""
-    for path in dest.parent.iterdir():
-        if path.name.startswith(_scratch_prefixes(dest)) and path.is_dir():
-            shutil.rmtree(path)
-
-
-def _move_into_place(build: Path, dest: Path) -> None:
-    """Rename the complete split `build` to DEST; an old DEST is renamed aside first and deleted
-    only once the new one is in place."""
-    if not dest.exists():
-        build.rename(dest)
-        return
-    old = dest.parent / build.name.replace(*_scratch_prefixes(dest))
-    dest.rename(old)
-    try:
+        summary = _build(source, build, files, inputs, workers)
+        if dest.exists():
+            dest.rename(old)  # deleted once the new split is in place
         build.rename(dest)
     except BaseException:
-        old.rename(dest)
+        if old.exists() and not dest.exists():
+            old.rename(dest)
+        shutil.rmtree(build, ignore_errors=True)
         raise
-    shutil.rmtree(old, ignore_errors=True)  # if that fails, the next run removes it
-
-
-def _refuse_empty_class(source: Path, files: list[Listed]) -> None:
-    """Refuse a class folder with no files: a split without cats (or dogs) is no split."""
-    for label in CLASS_NAMES:
-        if not any(f.label == label for f in files):
-            folders = [f"{p.name}/" for p in source.iterdir() if class_of(p.name) == label]
-            raise FileNotFoundError(
-                f"{source} has no {label} photos: no files in {' or '.join(folders)}. Download "
-                "the photos again, or point to a complete PetImages folder.")
-
-
-def _build(source: Path, build: Path, files: list[Listed], seed: int, val_fraction: float,
-           test_fraction: float, workers: int | None, inputs: dict) -> dict:
-    """Decode, split and place every photo into the empty folder `build`, with manifest.csv,
-    rejected.csv and (last, as the sign of a complete split) prepare.json. Returns the summary."""
-    checked = _check_all(source, files, workers)
-    kept = [c for c in checked if not c.reason]
-    rejected = [c for c in checked if c.reason]
-    for label in CLASS_NAMES:
-        if not any(c.label == label for c in kept):
-            reasons = Counter(c.reason for c in rejected if c.label == label).most_common(3)
-            raise ValueError(f"None of the {label} files in {source} is a usable photo ("
-                             + ", ".join(f"{n:,} {why}" for why, n in reasons)
-                             + "); nothing was prepared.")
-    assignment = split_groups(kept, val_fraction, test_fraction, seed)
-
-    counts = {split: dict.fromkeys(CLASS_NAMES, 0) for split in SPLITS}
-    for split in SPLITS:
-        for label in CLASS_NAMES:
-            (build / split / label).mkdir(parents=True)
-    taken: set[str] = set()
-    manifest = []
-    for item in kept:
-        split = assignment[item.path]
-        output = _output(f"{split}/{item.label}", item.path, taken)
-        _place(source, build / output, item)
-        counts[split][item.label] += 1
-        size = (build / output).stat().st_size
-        manifest.append((_shown(item.path), item.label, split, output, size))
-
-    _write_csv(build / MANIFEST, MANIFEST_HEADER, manifest)
-    _write_csv(build / REJECTED, ["path", "reason"], ((_shown(c.path), c.reason) for c in rejected))
-    summary = {"kept": len(kept), "rejected": len(rejected),
-               "reencoded": sum(c.rewrite for c in kept), "counts": counts}
-    (build / STAMP).write_text(json.dumps({"inputs": inputs, "summary": summary}, indent=2))
+    shutil.rmtree(old, ignore_errors=True)  # if that fails, the next run deletes it
+    _report(f"Prepared {shown}: ", f"; {summary['rejected']:,} files rejected (see "
+            f"{shown / REJECTED}), {summary['reencoded']:,} re-encoded as RGB JPEG.",
+            summary, inputs)
     return summary
 
 
 def prepare(source: str | Path, dest: str | Path, seed: int = 42, val_fraction: float = 0.1,
             test_fraction: float = 0.1, per_class_limit: int | None = None,
             workers: int | None = None, reuse: bool = True, verbose: bool = True) -> dict:
-    """Clean SOURCE into DEST/{train,val,test}/{cat,dog}/ with manifest.csv and rejected.csv.
-
-    Returns the summary (counts per split and class, kept, rejected). A DEST made from the same
-    inputs that still matches its manifest is reused (with `reuse` False, made again: the
-    checker runs every time). `workers`: decoding processes (default: one per CPU; 1 decodes
-    in this process). `verbose` False: no line when a DEST is reused.
-    """
+    """Clean SOURCE into DEST/{train,val,test}/{cat,dog}/ with manifest.csv and rejected.csv, and
+    return the summary; a DEST made from the same inputs that still matches its manifest is reused
+    (unless `reuse`; silently unless `verbose`). `workers`: decoders (one per CPU; 1: in here)."""
     if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
         raise ValueError("val and test fractions must be in [0, 1) and add up to less than 1")
     source, shown = find_source(source), Path(dest)
     dest = shown.resolve() if shown.is_symlink() else shown
-    files = list_source(source, per_class_limit)
-    _refuse_empty_class(source, files)
-    inputs = _inputs(source, files, seed, val_fraction, test_fraction)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(dest, shown):
-        _remove_leftovers(dest)
-        stamp = _stamp_of(dest)
-        if stamp and stamp["inputs"] == inputs:
-            damage = _damage(dest, stamp)
-            if not damage and reuse:
-                split_sizes = Counter(row["split"] for row in _read_manifest(dest))
-                if verbose:
-                    print(f"Using the prepared split in {shown}: {counts_line(split_sizes)} "
-                          f"(checked against {MANIFEST}).")
-                return stamp["summary"]
-            if damage:
-                print(f"{shown} does not match its {MANIFEST} ({damage}); rebuilding it.")
-        elif stamp:
-            print(f"{shown} was made from other photos or settings; making it again.")
-        _refuse_foreign(dest, shown)
-        build = dest.parent / f"{_scratch_prefixes(dest)[0]}{secrets.token_hex(4)}"
-        build.mkdir()
-        try:
-            summary = _build(source, build, files, seed, val_fraction, test_fraction, workers,
-                             inputs)
-            _move_into_place(build, dest)
-        except BaseException:
-            shutil.rmtree(build, ignore_errors=True)
-            raise
-    split_sizes = {split: sum(n.values()) for split, n in summary["counts"].items()}
-    print(f"Prepared {shown}: {counts_line(split_sizes)}; {summary['rejected']:,} files "
-          f"rejected (see {shown / REJECTED}), {summary['reencoded']:,} re-encoded as RGB JPEG.")
+    fence = (source.resolve(), dest.resolve())
+    if fence[1].is_relative_to(fence[0]) or fence[0].is_relative_to(fence[1]):
+        raise DestinationError(f"{shown} overlaps the photos folder {source}; prepare never reads "
+                               "its output as photos. Choose a destination folder outside it.")
+    files = [f for folder in sorted(source.iterdir()) if class_of(folder.name) and folder.is_dir()
+             for f in itertools.islice(_walk(folder, folder.name, class_of(folder.name),
+                                             (folder.resolve(),), fence), per_class_limit)]
+    for label in sorted(set(CLASS_NAMES) - {f.label for f in files}):
+        folders = " or ".join(f"{p.name}/" for p in source.iterdir() if class_of(p.name) == label)
+        raise FileNotFoundError(f"{source} has no {label} photos: no files in {folders}. Download "
+                                "the photos again, or point to a complete PetImages folder.")
+    inputs = {"source": str(fence[0]), "seed": seed, "val_fraction": val_fraction,
+              "listing": _digest(f"{f.path}\t{f.label}\t{f.size}" for f in files),
+              "test_fraction": test_fraction}
+    lock = dest.parent / f".{dest.name}.lock"
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with held(lock, "prepare"):
+            summary = _update(source, dest, shown, files, inputs, workers, reuse, verbose)
+    except Busy:
+        raise DestinationError(
+            f"Another prepare (process {lock.read_text().strip()}) is writing {shown}; wait for it "
+            f"to finish, or delete {shown.parent / lock.name} if none is running.") from None
+    except DestinationError:
+        raise
+    except OSError as error:
+        blocked = isinstance(error, FileExistsError | NotADirectoryError)
+        why = "a file is in the way" if blocked else error.strerror or error
+        raise DestinationError(f"Cannot use {shown}: {error.filename or shown}: {why}. Choose a "
+                               "destination folder prepare can read and write.") from error
     return summary

@@ -5,11 +5,14 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fixtures import (
     CLASSES,
@@ -482,15 +485,15 @@ def test_a_killed_build_leaves_the_previous_split_intact(tmp_path, monkeypatch):
     prepare(source, dest, workers=1)
     before = listing(dest)
     placed = []
-    place = prepare_module._place
+    link = os.link
 
-    def killed_midway(source, target, item):
+    def killed_midway(source, target, *args, **kwargs):
         if len(placed) == 5:
             raise KeyboardInterrupt
         placed.append(target)
-        place(source, target, item)
+        link(source, target, *args, **kwargs)
 
-    monkeypatch.setattr(prepare_module, "_place", killed_midway)
+    monkeypatch.setattr(os, "link", killed_midway)
     with pytest.raises(KeyboardInterrupt):
         prepare(source, dest, seed=3, workers=1)
     assert placed and all(not str(p).startswith(str(dest)) for p in placed)  # built beside
@@ -706,3 +709,259 @@ def test_a_class_without_one_usable_photo_is_refused(tmp_path):
         prepare(source, tmp_path / "out", workers=1)
     assert not (tmp_path / "out").exists()
     assert beside(tmp_path / "out") == []
+
+
+# --- what a careless or hostile user can do ---------------------------------------------------
+
+
+def path_hash(rel: str) -> str:
+    """The short hash prepare adds to an output name that is taken."""
+    return hashlib.sha256(rel.encode()).hexdigest()[:8]
+
+
+def test_colliding_output_names_never_write_into_source(tmp_path):
+    """cat/x.jpg meets Cat/x.jpg, and its hashed name meets a photo of Cat/ by that name: the
+    output names collide, and the second photo must not go through the link into the first."""
+    source = make_petimages(tmp_path, per_class=4, size=24, bad_files=False)
+    (source / "cat").mkdir()
+    dogs = sorted((source / "Dog").iterdir())
+    shutil.copyfile(dogs[0], source / "Cat/x.jpg")
+    shutil.copyfile(dogs[1], source / f"Cat/x_{path_hash('cat/x.jpg')}.jpg")
+    shutil.copyfile(dogs[2], source / "cat/x.jpg")  # a clean JPEG: hard-linked
+    shutil.copyfile(dogs[3], source / "Cat/y.jpg")
+    shutil.copyfile(dogs[0], source / f"Cat/y_{path_hash('cat/y.png')}.jpg")
+    with Image.open(dogs[1]) as image:
+        image.save(source / "cat/y.png")  # re-encoded
+    before = {rel: digest(source / rel) for rel in source_files(source)}
+    dest = tmp_path / "out"
+    prepare(source, dest, val_fraction=0, test_fraction=0, workers=1)  # all in train/cat
+    assert {rel: digest(source / rel) for rel in source_files(source)} == before
+    _, kept = read_csv(dest / "manifest.csv")
+    assert len(kept) == len(before) == len({row["output"].casefold() for row in kept})
+    for row in kept:
+        if not row["path"].endswith(".png"):
+            assert digest(output_file(dest, row)) == before[row["path"]], row
+
+
+def refuse_reading(monkeypatch, folder: Path) -> None:
+    """Make `folder` unreadable, as permissions do for users other than root."""
+    scandir, listdir = os.scandir, os.listdir
+
+    def guarded(call):
+        def read(path="."):
+            if isinstance(path, str | os.PathLike) and Path(path) == folder:
+                raise PermissionError(13, "Permission denied", os.fspath(path))
+            return call(path)
+        return read
+
+    monkeypatch.setattr(os, "scandir", guarded(scandir))
+    monkeypatch.setattr(os, "listdir", guarded(listdir))
+
+
+@pytest.mark.parametrize("prepared_first", [False, True])
+def test_a_dest_folder_prepare_cannot_read_is_refused_not_deleted(tmp_path, monkeypatch,
+                                                                  prepared_first):
+    source = small_petimages(tmp_path)
+    dest = tmp_path / "out"
+    if prepared_first:
+        prepare(source, dest, workers=1)
+    private = dest / "train" / "private"
+    private.mkdir(parents=True)
+    (private / "notes.txt").write_text("mine")
+    refuse_reading(monkeypatch, private)
+    with pytest.raises(FileExistsError, match="Cannot use .*: Permission denied") as error:
+        prepare(source, dest, seed=5, workers=1)
+    assert isinstance(error.value, ValueError) and "\n" not in str(error.value)
+    assert str(private) in str(error.value)
+    monkeypatch.undo()
+    assert (private / "notes.txt").read_text() == "mine"
+    assert beside(dest) == []
+
+
+def test_a_dest_that_lost_its_manifest_keeps_a_users_photo(tmp_path):
+    source = small_petimages(tmp_path)
+    dest = tmp_path / "out"
+    prepare(source, dest, workers=1)
+    (dest / "manifest.csv").unlink()
+    mine = dest / "train" / "cat" / "my_cat.jpg"
+    mine.write_bytes((source / "Cat/1.jpg").read_bytes())
+    for seed in (42, 5):  # the same inputs (a damaged DEST), and others
+        with pytest.raises(FileExistsError, match="did not write") as error:
+            prepare(source, dest, seed=seed, workers=1)
+        assert "\n" not in str(error.value)
+        assert mine.read_bytes() == (source / "Cat/1.jpg").read_bytes()
+
+
+@pytest.mark.parametrize("inside", ["Cat/out", "Dog/deep/er", "processed", "."])
+def test_a_dest_inside_source_is_refused(tmp_path, inside):
+    source = small_petimages(tmp_path)
+    before = listing(source)
+    with pytest.raises(ValueError, match="overlaps the photos folder") as error:
+        prepare(source, source / inside, workers=1)
+    assert "\n" not in str(error.value)
+    assert listing(source) == before
+    result = run_cli("--source", str(source), "--dest", str(source / inside))
+    assert result.returncode != 0 and result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stderr and listing(source) == before
+
+
+def test_symlinks_out_of_the_class_folder_are_rejected_not_followed(tmp_path):
+    source = make_petimages(tmp_path, per_class=6, size=24, bad_files=False)
+    os.symlink("..", source / "Cat/up")  # all of SOURCE, as cats
+    os.symlink("../..", source / "Cat/above")  # the folder holding SOURCE
+    os.symlink("../Dog", source / "Cat/dogs")  # the other class, as cats
+    os.symlink("../Dog/0.jpg", source / "Cat/dog.jpg")
+    dest = tmp_path / "out"
+    prepare(source, dest, workers=1)
+    _, kept = read_csv(dest / "manifest.csv")
+    assert sorted(r["path"] for r in kept) == sorted(f"{c}/{i}.jpg" for c in CLASSES
+                                                     for i in range(6))
+    _, rejected = read_csv(dest / "rejected.csv")
+    assert {r["path"]: r["reason"] for r in rejected} == {
+        "Cat/up": "symlink loop", "Cat/above": "symlink loop",
+        "Cat/dogs": "symlink out of its class folder",
+        "Cat/dog.jpg": "symlink out of its class folder"}
+    prepare(source, dest, workers=1)  # the same listing: reused, nothing of DEST read as photos
+
+
+def halves(left, right, dtype) -> np.ndarray:
+    """A 32x48 picture: `left` in its left half, `right` in the other."""
+    pixels = np.full((32, 48), left, dtype=dtype)
+    pixels[:, 24:] = right
+    return pixels
+
+
+def test_deep_and_float_pixels_are_scaled_to_8_bits(tmp_path):
+    """16-bit PNGs turned white and float TIFFs black when PIL clipped them to 8 bits."""
+    source = make_petimages(tmp_path, per_class=6, size=24, bad_files=False)
+    Image.fromarray(halves(0x4040, 0xC0C0, np.uint16)).save(source / "Cat/deep.png")
+    Image.fromarray(halves(0x4040, 0xC0C0, np.int32)).save(source / "Cat/int.tif")
+    Image.fromarray(halves(0.25, 0.75, np.float32)).save(source / "Dog/float.tif")
+    Image.fromarray(halves(0.5, np.nan, np.float32)).save(source / "Dog/nan.tif")
+    for name, mode in (("Cat/deep.png", "I;16"), ("Cat/int.tif", "I"), ("Dog/float.tif", "F")):
+        with Image.open(source / name) as image:
+            assert image.mode == mode  # the fixture is honest
+    dest = tmp_path / "out"
+    prepare(source, dest, workers=1)
+    _, kept = read_csv(dest / "manifest.csv")
+    outputs = {r["path"]: output_file(dest, r) for r in kept}
+    for name in ("Cat/deep.png", "Cat/int.tif", "Dog/float.tif"):
+        with Image.open(outputs[name]) as image:
+            pixels = np.asarray(image.convert("L"), dtype=float)
+        assert abs(pixels[:, :20].mean() - 64) < 3 and abs(pixels[:, 28:].mean() - 191) < 3, name
+    rejected = {r["path"]: r["reason"] for r in read_csv(dest / "rejected.csv")[1]}
+    assert rejected == {"Dog/nan.tif": "float pixels that are not numbers"}
+
+
+def test_an_image_no_photo_has_the_shape_of_is_rejected_and_the_rest_prepared(tmp_path):
+    source = make_petimages(tmp_path, per_class=6, size=24, bad_files=False)
+    Image.new("RGB", (70000, 2), "red").save(source / "Cat/wide.png")
+    Image.new("RGB", (2, 3000), "blue").save(source / "Dog/tall.png")
+    dest = tmp_path / "out"
+    summary = prepare(source, dest, workers=2)
+    rejected = {r["path"]: r["reason"] for r in read_csv(dest / "rejected.csv")[1]}
+    assert set(rejected) == {"Cat/wide.png", "Dog/tall.png"}
+    assert rejected["Cat/wide.png"].startswith("70000x2 pixels")
+    assert rejected["Dog/tall.png"].startswith("2x3000 pixels")
+    assert summary["kept"] == 12 and summary["rejected"] == 2
+
+
+def test_an_unwritable_or_impossible_dest_is_a_one_line_error(tmp_path, monkeypatch):
+    source = small_petimages(tmp_path)
+    (tmp_path / "file").write_text("not a folder")
+    for dest in (tmp_path / "file" / "out", tmp_path / "file" / "a" / "out"):
+        with pytest.raises(ValueError, match="Cannot use") as error:
+            prepare(source, dest, workers=1)
+        assert "\n" not in str(error.value) and str(tmp_path / "file") in str(error.value)
+        result = run_cli("--source", str(source), "--dest", str(dest))
+        assert result.returncode != 0 and result.stderr.startswith("error: Cannot use")
+        assert "Traceback" not in result.stderr
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    readonly.chmod(0o555)
+    if os.geteuid() == 0:  # root writes anyway: refuse as the system would refuse others
+        def refused(call):
+            def write(path, *args, **kwargs):
+                if Path(os.fsdecode(path)).parent == readonly:
+                    raise PermissionError(13, "Permission denied", os.fsdecode(path))
+                return call(path, *args, **kwargs)
+            return write
+
+        monkeypatch.setattr(os, "mkdir", refused(os.mkdir))
+        monkeypatch.setattr(os, "open", refused(os.open))
+    with pytest.raises(ValueError, match="Cannot use .*Permission denied") as error:
+        prepare(source, readonly / "out", workers=1)
+    assert "\n" not in str(error.value)
+    monkeypatch.undo()
+    readonly.chmod(0o755)
+    assert list(readonly.iterdir()) == []
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of `pid`, from /proc."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
+        except (OSError, ValueError):
+            continue
+        if fields["PPid"].strip() == str(pid) and not fields["State"].strip().startswith("Z"):
+            found.append(int(status.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_decoding_workers_die_with_a_killed_prepare(tmp_path):
+    source = make_petimages(tmp_path, per_class=2, size=24, bad_files=False)
+    noise = np.random.default_rng(0).integers(0, 256, (3000, 3000, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "big.jpg", quality=95)  # slow to decode
+    for folder in CLASSES:
+        for i in range(60):
+            os.link(tmp_path / "big.jpg", source / folder / f"big{i}.jpg")
+    cli = subprocess.Popen([sys.executable, "-m", "helpers", "prepare", "--source", str(source),
+                            "--dest", str(tmp_path / "out")], cwd=REPO,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = []
+    try:
+        deadline = time.monotonic() + 60
+        while not workers and time.monotonic() < deadline and cli.poll() is None:
+            time.sleep(0.05)
+            workers = children(cli.pid)
+        time.sleep(1)  # all of them started and busy
+        workers = children(cli.pid)
+        assert workers and cli.poll() is None, "prepare finished before it could be killed"
+        cli.kill()
+        cli.wait()
+        deadline = time.monotonic() + 5
+        while any(map(alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in workers if alive(pid)], "workers outlived prepare"
+    finally:
+        cli.kill()
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_class_too_small_for_a_split_is_warned(tmp_path, capsys):
+    source = make_petimages(tmp_path, per_class=10, size=24, bad_files=False)
+    for path in sorted((source / "Cat").iterdir())[1:]:
+        path.unlink()
+    dest = tmp_path / "out"
+    summary = prepare(source, dest, workers=1)
+    warning = "Warning: no cat photos in val or test: too few for the fractions."
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"Prepared {dest}: ") and out[1:] == [warning]
+    assert summary["counts"]["train"]["cat"] == 1
+    assert summary["counts"]["val"]["dog"] and summary["counts"]["test"]["dog"]
+    prepare(source, dest, workers=1)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Using the prepared split") and out[1:] == [warning]
