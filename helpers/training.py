@@ -71,9 +71,8 @@ def datasets(config: TrainConfig, processed_dir: str | Path, seed: int):
 
 
 class HistoryLog(keras.callbacks.Callback):
-    """One row per epoch (metrics, learning rate, seconds) in history.json, replaced whole;
-    rows past the epoch fit resumes from are dropped, so the history matches the weights.
-    Keras's CSVLogger appends instead, and keeps a row the backup never saw after a kill."""
+    """CSVLogger's job (metrics, learning rate, seconds per epoch, in history.json), but the file
+    is replaced whole and cut back to the epoch a resumed fit starts from, as the weights are."""
 
     def __init__(self, run_dir: Path):
         super().__init__()
@@ -96,10 +95,8 @@ class HistoryLog(keras.callbacks.Callback):
 
 
 class SaveBest(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint(save_best_only=True) that writes beside best.keras and renames it into
-    place (Keras writes in place: a kill halfway would lose the best model so far) and, on a
-    resumed run, starts from the best epoch already trained (Keras's initial_value_threshold,
-    set once fit says where it resumes)."""
+    """ModelCheckpoint(save_best_only=True) that renames a finished file into place (Keras writes
+    in place) and sets its initial_value_threshold from the epochs a resumed fit keeps."""
 
     def __init__(self, path: Path):
         self.final = Path(path)
@@ -121,9 +118,8 @@ class SaveBest(keras.callbacks.ModelCheckpoint):
 
 
 class Backup(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore that resumes at the epoch the restored optimizer's step count says
-    (Keras writes the weights, then the epoch number: a kill between the two, or a cut-off
-    epoch file, would train an epoch twice), and explains a backup it cannot read."""
+    """BackupAndRestore resuming at the epoch of the restored optimizer's step count (Keras
+    trusts an epoch file written after the weights) and explaining a backup it cannot read."""
 
     def __init__(self, run_dir: Path):
         super().__init__(Path(run_dir) / "backup", double_checkpoint=True)
@@ -145,8 +141,7 @@ class Backup(keras.callbacks.BackupAndRestore):
 
 
 class StopEarly(keras.callbacks.EarlyStopping):
-    """EarlyStopping whose patience, on a resumed run, counts from the best epoch already
-    trained (Keras's starts again from zero)."""
+    """EarlyStopping counting patience from the best epoch before a resume (Keras's restarts)."""
 
     def __init__(self, run_dir: Path, **kwargs):
         super().__init__(**kwargs)
