@@ -1,11 +1,16 @@
 """Command line: `python -m helpers {download,prepare,train,params,summary} ...`."""
 
 import argparse
+import json
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
-from helpers.config import DATA_DIR, PROFILE, SEED
+from helpers.config import DATA_DIR, INPUT_SIZE, PROFILE, SEED, get_profile
+from helpers.environment import load_keras
+from helpers.files import Busy, shown
+from helpers.workspace import work_folders
 
 
 def _download(args: argparse.Namespace) -> None:
@@ -29,9 +34,6 @@ def _prepare(args: argparse.Namespace) -> None:
 
 
 def _params(args: argparse.Namespace) -> None:
-    from helpers.config import INPUT_SIZE
-    from helpers.environment import load_keras
-
     size = args.image_size or INPUT_SIZE
     if not 67 <= size <= 1024 or args.classes < 1:  # below 67 px a layer's output is empty
         sys.exit(f"error: --image-size must be 67 to 1024 pixels and --classes at least 1 (got "
@@ -47,19 +49,12 @@ def _params(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from helpers.environment import load_keras
-
     load_keras()  # before helpers.training imports keras
-    from dataclasses import replace
-
-    from helpers.config import get_profile
-    from helpers.files import Busy, shown
     from helpers.runs import RunError
     from helpers.training import train
 
-    overrides = {name: getattr(args, name) for name in ("variant", "epochs", "batch_size",
-                                                         "image_size", "precision", "seed")
-                 if getattr(args, name) is not None}
+    names = ("variant", "epochs", "batch_size", "image_size", "precision", "seed")
+    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     try:
         config = replace(get_profile(args.profile).train, **overrides)
         summary = train(config, args.data, args.run_dir, restart=args.restart)
@@ -75,22 +70,19 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _summary(args: argparse.Namespace) -> None:
-    from helpers.files import shown
-    from helpers.workspace import read_metrics, work_folders
-
     work, _ = work_folders(args.profile, args.work_dir)
-    metrics_file = shown(work / "results" / "metrics.json")
+    path = work / "results" / "metrics.json"
+    metrics_file = shown(path)
+    if not path.exists():
+        sys.exit(f"error: {metrics_file} does not exist yet: run notebook 04 (training) first")
     try:
-        metrics = read_metrics(metrics_file)
-    except FileNotFoundError as error:
-        sys.exit(f"error: {error}")
+        metrics = json.loads(path.read_text())
     except ValueError as error:
         sys.exit(f"error: {metrics_file} is not a metrics file notebook 04 wrote ({error})")
     if not isinstance(metrics, dict):
         sys.exit(f"error: {metrics_file} is not a metrics file notebook 04 wrote")
     print(f"Run summary ({args.profile} profile, {metrics_file}):")
-    for key in sorted(metrics):
-        value = metrics[key]
+    for key, value in sorted(metrics.items()):
         text = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
         print(f"  {key:>24}: {text}")
     print(f"Figures: {shown(work / 'figures')}")
@@ -114,14 +106,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--test-fraction", type=float, default=0.1)
-    p.add_argument("--per-class-limit", type=int, default=None,
-                   help="use only the first N files of each class (quick runs)")
+    p.add_argument("--per-class-limit", type=int, help="use only the first N files per class")
     p.set_defaults(run=_prepare)
 
     p = commands.add_parser("train", help="train (or resume) a run on a prepared split")
     p.add_argument("--data", required=True, help="the prepared split: train/ and val/ folders")
-    p.add_argument("--run-dir", required=True,
-                   help="the run folder: model, history, resume state")
+    p.add_argument("--run-dir", required=True, help="the run folder: model, history, resume state")
     p.add_argument("--profile", default=PROFILE, help=f"quick or full (default: {PROFILE}): "
                    "the settings notebook 04 uses, changed by the options below")
     p.add_argument("--variant", help="original, bn or compact")
@@ -137,8 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     p = commands.add_parser("params", help="per-layer parameter table of an AlexNet variant")
     p.add_argument("--variant", default="original", help="original, bn or compact")
     p.add_argument("--classes", type=int, default=1000, help="1 = sigmoid head, N>1 = softmax")
-    p.add_argument("--image-size", type=int,
-                   help="photo size in pixels (default: AlexNet's input size)")
+    p.add_argument("--image-size", type=int, help=f"photo size in pixels (default: {INPUT_SIZE})")
     p.set_defaults(run=_params)
 
     p = commands.add_parser("summary", help="print the metrics of the last run of a profile")

@@ -1,6 +1,5 @@
-"""Judge a trained model on a split: probabilities, flip test-time augmentation, the confusion
-matrix, the accuracy's 95% interval, calibration, precision and recall per threshold, and the
-most confidently wrong photos."""
+"""Judge a trained model on a split: P(dog), flip test-time augmentation, the confusion matrix,
+the accuracy's 95% interval, calibration, precision and recall, the most confident mistakes."""
 
 from dataclasses import replace
 from pathlib import Path
@@ -19,23 +18,18 @@ from helpers.runs import MONITOR, RunError, read_history
 from helpers.training import train
 from helpers.workspace import Run
 
-DEMO_EPOCHS, DEMO_PER_CLASS = 4, 200  # the demo model: epochs, training photos per class
-
 
 def load_split_arrays(split_dir: str | Path, image_size: int = INPUT_SIZE):
-    """All photos of a split as one uint8 array, with labels and file paths in the same order,
-    decoded and resized by the training pipeline itself (load_split, unshuffled, uncached);
-    pass a model's input_size(model) to get what it was trained on."""
+    """All photos of a split as one uint8 array, with labels and paths in the same order, decoded
+    by the training pipeline itself; input_size(model) gives the size a model was trained on."""
     paths, labels = list_images(split_dir)
     dataset = load_split(split_dir, image_size, batch_size=256, shuffle=False, cache=None)
-    images = np.concatenate([np.asarray(batch) for batch, _ in dataset])
-    return images, labels, paths
+    return np.concatenate([np.asarray(batch) for batch, _ in dataset]), labels, paths
 
 
 def dog_probability(model: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """P(dog) per photo, from a 1-unit sigmoid head or the second column of a softmax head."""
-    scores = model.predict(images, batch_size=batch_size, verbose=0)
-    return scores[:, -1].astype("float64")
+    return model.predict(images, batch_size=batch_size, verbose=0)[:, -1].astype("float64")
 
 
 def flip_tta_probability(model: keras.Model, images: np.ndarray, batch_size: int = 64):
@@ -69,40 +63,35 @@ def wilson_interval(correct: int, total: int, confidence: float = 0.95) -> tuple
 
 def accuracy_interval(labels: np.ndarray, dog_prob: np.ndarray, threshold: float = 0.5,
                       confidence: float = 0.95) -> tuple[float, float]:
-    """The Wilson interval of the accuracy at `threshold` (about +-1 point at 2,250 photos)."""
+    """The Wilson interval of the accuracy at `threshold`."""
     correct = int(np.sum((dog_prob >= threshold).astype(int) == labels))
     return wilson_interval(correct, len(labels), confidence)
 
 
 def format_accuracy(labels: np.ndarray, dog_prob: np.ndarray, threshold: float = 0.5) -> str:
-    """'93.38% (95% interval 92.30–94.33%)': the accuracy never printed without its interval."""
+    """The accuracy, never printed without its interval: 'A% (95% interval L–H%)'."""
     low, high = accuracy_interval(labels, dog_prob, threshold)
-    return (f"{accuracy(labels, dog_prob, threshold):.2%} "
-            f"(95% interval {100 * low:.2f}–{high:.2%})")
+    return f"{accuracy(labels, dog_prob, threshold):.2%} (95% interval {100 * low:.2f}–{high:.2%})"
 
 
 def reliability_bins(labels: np.ndarray, dog_prob: np.ndarray, bins: int = 10) -> pd.DataFrame:
-    """A reliability diagram's data: the photos grouped into equal-width bins of P(predicted
-    class) over [0.5, 1] (with two classes it is never below 0.5), each bin's mean confidence
-    and accuracy; a calibrated model has the two equal."""
+    """A reliability diagram's data: photos in equal-width bins of P(predicted class) over
+    [0.5, 1], with each bin's mean confidence and accuracy (equal when calibrated)."""
     labels, dog_prob = np.asarray(labels), np.asarray(dog_prob, dtype="float64")
     predicted = (dog_prob >= 0.5).astype(int)
     confidence = np.where(predicted == 1, dog_prob, 1 - dog_prob)
     edges = np.linspace(0.5, 1.0, bins + 1)
     index = np.clip(np.searchsorted(edges, confidence, side="right") - 1, 0, bins - 1)
-    rows = []
-    for b in range(bins):
-        inside = index == b
-        rows.append({"low": edges[b], "high": edges[b + 1], "photos": int(inside.sum()),
-                     "confidence": confidence[inside].mean() if inside.any() else np.nan,
-                     "accuracy": (predicted[inside] == labels[inside]).mean()
-                     if inside.any() else np.nan})
-    return pd.DataFrame(rows)
+    correct = predicted == labels
+    groups = [index == b for b in range(bins)]
+    return pd.DataFrame({
+        "low": edges[:-1], "high": edges[1:], "photos": [int(g.sum()) for g in groups],
+        "confidence": [confidence[g].mean() if g.any() else np.nan for g in groups],
+        "accuracy": [correct[g].mean() if g.any() else np.nan for g in groups]})
 
 
 def expected_calibration_error(table: pd.DataFrame) -> float:
-    """ECE: the photo-weighted mean gap between confidence and accuracy over the bins of
-    `reliability_bins` (0 = calibrated; 0.02 = confidence off by 2 points on average)."""
+    """ECE: the photo-weighted mean gap between confidence and accuracy in `reliability_bins`."""
     used = table[table["photos"] > 0]
     gaps = (used["accuracy"] - used["confidence"]).abs()
     return float((used["photos"] * gaps).sum() / used["photos"].sum())
@@ -118,8 +107,7 @@ def precision_recall_by_threshold(labels: np.ndarray, dog_prob: np.ndarray,
     is_dog = labels[None, :] == 1
     true_positives = (called & is_dog).sum(axis=1)
     called_dogs = called.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(called_dogs > 0, true_positives / called_dogs, np.nan)
+    precision = np.where(called_dogs > 0, true_positives / np.maximum(called_dogs, 1), np.nan)
     return pd.DataFrame({"threshold": thresholds, "precision": precision,
                          "recall": true_positives / max(int(is_dog.sum()), 1),
                          "accuracy": (called == is_dog).mean(axis=1)})
@@ -128,8 +116,7 @@ def precision_recall_by_threshold(labels: np.ndarray, dog_prob: np.ndarray,
 def most_confident_mistakes(labels: np.ndarray, dog_prob: np.ndarray, count: int = 12):
     """Indices of wrongly classified photos, the most confident mistake first."""
     wrong = np.flatnonzero((dog_prob >= 0.5).astype(int) != labels)
-    confidence = np.abs(dog_prob[wrong] - 0.5)
-    return wrong[np.argsort(-confidence)][:count]
+    return wrong[np.argsort(-np.abs(dog_prob[wrong] - 0.5))][:count]
 
 
 def input_size(model: keras.Model) -> int:
@@ -138,8 +125,7 @@ def input_size(model: keras.Model) -> int:
 
 
 def predict_file(model: keras.Model, path: str | Path) -> dict:
-    """Classify one photo from disk, resized to the model's input size as in training: the
-    end-to-end use of a saved model."""
+    """Classify one photo file, resized to the model's input size as in training."""
     image = load_image(path, input_size(model))
     p_dog = float(dog_probability(model, image[None])[0])
     label = CLASS_NAMES[int(p_dog >= 0.5)]
@@ -147,11 +133,9 @@ def predict_file(model: keras.Model, path: str | Path) -> dict:
             "confidence": p_dog if label == "dog" else 1 - p_dog}
 
 
-def saved_or_demo_model(run: Run, epochs: int = DEMO_EPOCHS, per_class: int = DEMO_PER_CLASS
-                        ) -> tuple[keras.Model, str]:
-    """This run's best model when notebook 04 (or the training command) saved one, else a
-    small demo model trained here on part of the run's split (saved, and reused next time);
-    with a line saying which."""
+def saved_or_demo_model(run: Run, epochs: int = 4, per_class: int = 200) -> tuple[keras.Model, str]:
+    """This run's best model when notebook 04 or `train` saved one, else a small demo model trained
+    here on part of the split (kept for next time); with a line saying which."""
     best = run.model_dir / "best.keras"
     if best.exists():
         rows = read_history(run.model_dir)

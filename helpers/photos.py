@@ -1,6 +1,5 @@
-"""Facts about the photos, in one place: class names, split names, which folder holds the
-photos, and how a photo is placed into a split (hard link, or copy across file systems, and
-smaller splits made of links)."""
+"""Facts about the photos in one place: class and split names, which folder holds the photos,
+and how photos are placed into a split (hard links, or copies across file systems)."""
 
 import os
 import shutil
@@ -25,8 +24,7 @@ def find_source(data_dir: str | Path) -> Path:
             return candidate
     raise FileNotFoundError(
         f"No Cat/ and Dog/ folders found in {data_dir} (nor in a PetImages/ folder below it). "
-        "Run `python -m helpers download`, or point DATA_DIR at the extracted PetImages folder."
-    )
+        "Run `python -m helpers download`, or point DATA_DIR at the extracted PetImages folder.")
 
 
 def find_photos(folder: str | Path) -> Path | None:
@@ -40,8 +38,7 @@ def find_photos(folder: str | Path) -> Path | None:
 
 
 def link_or_copy(source: str | Path, target: str | Path) -> None:
-    """Hard-link `source` to `target` (no extra disk space); copy when linking is impossible
-    (another file system, or a file system without hard links)."""
+    """Hard-link `source` to `target` (no extra space); copy it where no hard link can be made."""
     try:
         os.link(source, target)
     except OSError:
@@ -54,9 +51,8 @@ def first_photos(folder: Path, count: int | None) -> list[Path]:
 
 
 def link_photos(paths, base: Path, dest: Path) -> Path:
-    """Hard-link each photo to dest/<its path below base> (a smaller split, a demo folder);
-    built beside dest and renamed into place, so dest is whole or absent; made once, then
-    reused."""
+    """Hard-link each photo to dest/<its path below base> (a smaller split, a demo folder) once;
+    built beside dest and renamed into place, so dest is whole or absent."""
     if dest.is_dir():
         return dest
     building = dest.with_name(f".tmp-{dest.name}")

@@ -1,6 +1,5 @@
-"""A run's setup: its profile, the *work folder* (what must outlive a Colab runtime: models,
-history, metrics, figures, the archive; on Google Drive in Colab), the *local folder* (the photos
-and the seeded split, quick to remake), the metrics, and every notebook's closing cell."""
+"""A run's setup: its profile, the *work folder* (what must outlive a Colab runtime; on Drive in
+Colab), the *local folder* (the split, quick to remake), the metrics, each notebook's last cell."""
 
 import json
 import os
@@ -10,15 +9,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from helpers.config import DATA_DIR, PROFILE, SEED, Profile, TrainConfig, get_profile
-from helpers.environment import is_colab
+from helpers.environment import describe_hardware, device_report, is_colab
 from helpers.files import DRIVE_MOUNT, project_root, shown, write_text
+from helpers.photos import find_photos
 
 DRIVE_FOLDER = "MyDrive/alexnet-cats-vs-dogs"  # the work folder on Drive, per profile below it
 
 
 def from_root(path: str | Path) -> Path:
-    """`path` as given, read relative to the repository root when it is relative (so a
-    notebook in notebooks/ and a command in the root mean the same folder)."""
+    """`path`, relative to the repository root when relative: a notebook and a command agree."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else project_root() / path
 
@@ -44,8 +43,7 @@ class Run:
 
     @property
     def processed(self) -> Path:
-        """The cleaned train/val/test split that `prepare` makes, relative to the current
-        folder (so the messages that name it show no machine paths)."""
+        """The cleaned split, relative to the current folder so messages show no machine paths."""
         return Path(os.path.relpath(self.local / "data" / "processed"))
 
     @property
@@ -70,17 +68,14 @@ class Run:
         return self.results / "metrics.json"
 
     def split_counts(self) -> dict:
-        """Photos per split and class in the cleaned split (from prepare's summary); empty
-        before it is made."""
+        """Photos per split and class in the cleaned split; empty before it is made."""
         stamp = self.processed / "prepare.json"
         return json.loads(stamp.read_text())["summary"]["counts"] if stamp.exists() else {}
 
 
-def work_folders(profile: str, work_dir: str | Path = "", drive: bool = False
-                 ) -> tuple[Path, Path]:
-    """(work, local) folders of a run. Default: build/<profile>/ in a checkout (or below the
-    current folder), both the same; WORK_DIR replaces that; in Colab with `drive`, the work
-    folder is on Google Drive and the local one stays on the runtime's disk."""
+def work_folders(profile: str, work_dir: str | Path = "", drive: bool = False) -> tuple[Path, Path]:
+    """(work, local) folders: both build/<profile>/, or WORK_DIR; with `drive` the split stays in
+    build/<profile>/ and the work folder is WORK_DIR or, in Colab, on Google Drive."""
     local = project_root() / "build" / profile
     if work_dir:
         work = from_root(work_dir)
@@ -122,13 +117,10 @@ def start(profile: str = PROFILE, data_dir: str | Path | None = DATA_DIR, seed: 
 
 
 def locate_photos(data_dir: str | Path, archive_dir: Path | None = None) -> Path:
-    """The PetImages folder under DATA_DIR, downloaded there (in Colab and locally alike) when
-    missing; `archive_dir` keeps the downloaded archive for the next runtime."""
-    from helpers.photos import find_photos
-
+    """The PetImages folder under DATA_DIR, downloaded there when missing; `archive_dir` keeps
+    the downloaded archive for the next runtime."""
     data_dir = from_root(data_dir)
-    found = find_photos(data_dir)
-    if found is not None:
+    if (found := find_photos(data_dir)) is not None:
         return found
     from helpers.download import download
 
@@ -136,22 +128,13 @@ def locate_photos(data_dir: str | Path, archive_dir: Path | None = None) -> Path
 
 
 def update_metrics(path: str | Path, **fields) -> dict:
-    """Merge `fields` into the JSON file at `path` (created when missing, replaced atomically)
-    and return it all."""
+    """Merge `fields` into the JSON at `path`, made if missing, replaced atomically; return it."""
     path = Path(path)
     metrics = json.loads(path.read_text()) if path.exists() else {}
     metrics.update(fields)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return metrics
-
-
-def read_metrics(path: str | Path) -> dict:
-    """The metrics written so far, with a clear error when notebook 04 has not run yet."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist yet: run notebook 04 (training) first")
-    return json.loads(path.read_text())
 
 
 def reference_file(name: str) -> Path:
@@ -184,10 +167,7 @@ def now() -> str:
 
 
 def print_run_metadata(run: Run) -> None:
-    """The closing cell of every notebook: when, on what, with which versions, how long, and
-    on how many photos this notebook ran."""
-    from helpers.environment import describe_hardware, device_report
-
+    """The closing cell of every notebook: when, on what, which versions, how long, what photos."""
     report = device_report()
     counts = {split: sum(c.values()) for split, c in run.split_counts().items()
               if run.source is not None}
