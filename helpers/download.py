@@ -1,8 +1,6 @@
-"""Download the PetImages photos (Cat/ and Dog/) and extract them into `data/raw`, safely.
+"""Download the PetImages photos (Cat/ and Dog/) and extract them into `data/raw`, safely; kept
+over keras.utils.get_file, which lacks resume, size and archive checks, and loads TensorFlow."""
 
-Kept over keras.utils.get_file: it lacks resume, size and archive checks, and loads TensorFlow."""
-
-import errno
 import hashlib
 import json
 import os
@@ -14,6 +12,7 @@ import time
 import zipfile
 import zlib
 from contextlib import contextmanager, suppress
+from errno import EDQUOT, EEXIST, ENOSPC, ENOTDIR
 from functools import partial
 from http.client import HTTPException
 from pathlib import Path, PureWindowsPath
@@ -29,13 +28,10 @@ from helpers.photos import class_of, find_photos
 DEFAULT_URL = ("https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/"
                "kagglecatsanddogs_5340.zip")
 DEFAULT_SIZE = 824_887_076  # bytes of DEFAULT_URL; other addresses are checked by Content-Length
-TIMEOUT = 30.0  # seconds to wait for each read from the server
-BACKOFF = 1.0  # seconds before the first retry; doubled for each further one
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # write errors that pass _network as they are
+TIMEOUT, BACKOFF = 30.0, 1.0  # seconds: the wait for each read; before a retry, doubled each time
 _bytes = partial(tqdm.format_sizeof, suffix="B")  # for people, in decimal units like `df -H`
-MAX_EXTRACTED = 20 * 10**9  # bytes; far more than the photos need
-MAX_RATIO = 20  # JPEGs barely compress: a member, or all, expanding more than this many times...
-RATIO_FLOOR = 5 * 10**6  # ...to more than this many bytes is taken for an archive bomb
+MAX_EXTRACTED, MAX_RATIO, RATIO_FLOOR = 20 * 10**9, 20, 5 * 10**6  # bytes; far beyond the photos
+# JPEGs barely compress: a member, or all, growing over MAX_RATIO-fold to over RATIO_FLOOR is a bomb
 
 
 class DownloadError(Exception):
@@ -58,26 +54,13 @@ def manual_help(dest: str | Path) -> str:
             "notebooks' DATA_DIR parameter at an existing copy of the PetImages folder.")
 
 
-def _file_problem(error: OSError, dest: Path) -> str:
-    """A one-line message, with what to do, for a failure to use a file or folder."""
-    where = Path(error.filename or dest)
-    if error.errno in (errno.ENOTDIR, errno.EEXIST):  # a file where a folder should be
-        blocker = next(p for p in (where, *where.parents) if p.exists())
-        return (f"{blocker} is a file, not a folder: choose another folder (--dest) or move the "
-                "file away")
-    if error.errno == errno.ENOSPC:
-        return (f"no space left in {dest}: free some space and run again (a partial download "
-                "resumes), or choose another folder (--dest)")
-    return f"cannot write to {where} ({error.strerror or error}): choose another folder (--dest)"
-
-
 @contextmanager
 def _network():
     """Raise network failures inside the block as URLError; disk errors (a full disk) pass."""
     try:
         yield
     except (OSError, HTTPException, ValueError) as error:
-        if isinstance(error, URLError) or getattr(error, "errno", 0) in DISK_FULL:
+        if isinstance(error, URLError) or getattr(error, "errno", 0) in (ENOSPC, EDQUOT):
             raise
         raise URLError(error) from error
 
@@ -129,7 +112,7 @@ def _open(url: str, part: Path, record: Path, timeout: float):
 
 def fetch(url: str, part: Path, record: Path, retries: int, timeout: float, dest: Path) -> None:
     """Download `url` into `part` with a progress bar, resuming it and retrying brief failures."""
-    for attempt in range(max(retries, 0) + 1):
+    for wait in [*(BACKOFF * 2**n for n in range(retries)), None]:  # None: the last try
         try:
             response, offset, total = _open(url, part, record, timeout)
             with response, part.open("ab") as file, _network(), tqdm.wrapattr(
@@ -145,14 +128,13 @@ def fetch(url: str, part: Path, record: Path, retries: int, timeout: float, dest
             return
         except URLError as error:
             reason, transient = _explain(error, timeout)
-            if attempt == max(retries, 0) or not transient:
+            if wait is None or not transient:
                 kept = part.stat().st_size if part.exists() else 0
                 resume = f"{kept:,} bytes are kept in {part}: run again to resume.\n"
                 raise DownloadError(f"could not download {url}: {reason}\n"
                                     f"{resume if kept else ''}{manual_help(dest)}") from error
-            print(f"download failed ({reason}); retrying in {BACKOFF * 2**attempt:g} s",
-                  file=sys.stderr)
-            time.sleep(BACKOFF * 2**attempt)
+            print(f"download failed ({reason}); retrying in {wait:g} s", file=sys.stderr)
+            time.sleep(wait)
 
 
 def extract(archive: Path, target: Path, url: str) -> None:
@@ -197,22 +179,6 @@ def extract(archive: Path, target: Path, url: str) -> None:
                          "download it anew, or check --url") from error
 
 
-def move_into_place(staging: Path, dest: Path) -> Path:
-    """Rename `staging`'s entries into `dest`, photos last, keeping files there; return photos."""
-    if (photos := find_photos(staging)) is None:
-        raise BadArchive("the archive holds no Cat/ and Dog/ folders with files; check --url")
-    inside = photos.relative_to(staging)
-    needed = set(inside.parts[:1]) or {p.name for p in staging.iterdir() if class_of(p.name)}
-    if clash := sorted(str(dest / name) for name in needed if (dest / name).exists()):
-        raise DownloadError(f"{', '.join(clash)} already exists; move it away and run again")
-    for entry in sorted(staging.iterdir(), key=lambda p: p.name in needed):
-        if entry.name not in needed and (dest / entry.name).exists():
-            print(f"kept the existing {dest / entry.name} (the archive's copy is not extracted)")
-        else:
-            os.replace(entry, dest / entry.name)
-    return dest / inside
-
-
 def download(url: str = DEFAULT_URL, dest: str | Path = "data/raw", sha256: str | None = None,
              retries: int = 3, timeout: float = TIMEOUT, keep_archive: Path | None = None) -> Path:
     """Download and extract the photos into `dest` unless there; return the folder of Cat/, Dog/.
@@ -233,8 +199,19 @@ def download(url: str = DEFAULT_URL, dest: str | Path = "data/raw", sha256: str 
                     work.rmdir()  # when empty
     except Busy as error:
         raise DownloadError(str(error)) from None
-    except OSError as error:
-        raise DownloadError(_file_problem(error, dest)) from error
+    except OSError as error:  # one line, with what to do
+        where = Path(error.filename or dest)
+        if error.errno in (ENOTDIR, EEXIST):  # a file where a folder should be
+            blocker = next(p for p in (where, *where.parents) if p.exists())
+            problem = (f"{blocker} is a file, not a folder: choose another folder (--dest) or "
+                       "move the file away")
+        elif error.errno == ENOSPC:
+            problem = (f"no space left in {dest}: free some space and run again (a partial "
+                       "download resumes), or choose another folder (--dest)")
+        else:
+            problem = (f"cannot write to {where} ({error.strerror or error}): choose another "
+                       "folder (--dest)")
+        raise DownloadError(problem) from error
     print(f"{found} already holds the photos; skipping the download.")
     return found
 
@@ -248,6 +225,7 @@ def _download(url: str, dest: Path, work: Path, sha256: str | None, retries: int
     name, store = Path(urlsplit(url).path).name or "archive", Path(keep_archive or work)
     store.mkdir(parents=True, exist_ok=True)
     archive, part, record = store / name, store / f"{name}.part", store / f"{name}.json"
+    staging = work / "extracted"
     ours = not (keep_archive and archive.exists())  # a kept archive is the user's: left alone
     try:
         if archive.exists():
@@ -265,9 +243,19 @@ def _download(url: str, dest: Path, work: Path, sha256: str | None, retries: int
             raise DownloadError(f"SHA-256 checksum did not match for {url}: expected "
                                 f"{sha256.strip().lower()}, got {got}; {archive} is left aside, "
                                 f"unused: {then}")
-        shutil.rmtree(work / "extracted", ignore_errors=True)  # left by a killed run
-        extract(archive, work / "extracted", url)
-        result = move_into_place(work / "extracted", dest)
+        shutil.rmtree(staging, ignore_errors=True)  # left by a killed run
+        extract(archive, staging, url)
+        if (photos := find_photos(staging)) is None:
+            raise BadArchive("the archive holds no Cat/ and Dog/ folders with files; check --url")
+        inside = photos.relative_to(staging)  # the top entries are renamed into `dest`
+        needed = set(inside.parts[:1]) or {p.name for p in staging.iterdir() if class_of(p.name)}
+        if clash := sorted(str(dest / top) for top in needed if (dest / top).exists()):
+            raise DownloadError(f"{', '.join(clash)} already exists; move it away and run again")
+        for top in sorted(os.listdir(staging), key=lambda n: n in needed):  # photos last
+            if top not in needed and (dest / top).exists():
+                print(f"kept the existing {dest / top} (the archive's copy is not extracted)")
+            else:
+                os.replace(staging / top, dest / top)
     except BadArchive as error:
         if not ours:
             raise BadArchive(f"{error} ({archive} is left as it is: delete it and run again to "
@@ -276,8 +264,8 @@ def _download(url: str, dest: Path, work: Path, sha256: str | None, retries: int
             leftover.unlink(missing_ok=True)
         raise
     finally:
-        shutil.rmtree(work / "extracted", ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
     if not keep_archive:
         archive.unlink()
-    print(f"photos extracted to {result}")
-    return result
+    print(f"photos extracted to {dest / inside}")
+    return dest / inside

@@ -15,7 +15,7 @@ import sys
 from collections import Counter, namedtuple
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -46,8 +46,7 @@ def _reason(error: OSError) -> str:
 def _walk(folder: Path, rel: str, label: str, stack: tuple, fence: tuple) -> Iterator[Entry]:
     """Files below `folder` (real path stack[-1]) by name, not following symlinks back up or out."""
     try:
-        with os.scandir(folder) as found:
-            entries = sorted(found, key=lambda e: e.name)
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as error:
         yield Entry(rel, label, -1, _reason(error))
         return
@@ -113,25 +112,9 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
 
 
-def split_groups(kept: list[Entry], inputs: dict) -> dict[str, str]:
-    """Each kept file's path -> its split: stratified by label, seeded, duplicates together."""
-    by_digest = sorted(kept, key=lambda item: item.digest)
-    groups = [list(group) for _, group in itertools.groupby(by_digest, lambda item: item.digest)]
-    rng, assignment = random.Random(inputs["seed"]), {}
-    for label in sorted({item.label for item in kept}):
-        ordered = [group for group in groups if group[0].label == label]
-        rng.shuffle(ordered)
-        total = sum(map(len, ordered))
-        quota = {split: round(total * inputs[f"{split}_fraction"]) for split in ("test", "val")}
-        for members in ordered:
-            split = next((s for s in ("test", "val") if quota[s] > 0), "train")
-            quota[split] = quota.get(split, 0) - len(members)
-            assignment.update((item.path, split) for item in members)
-    return assignment
-
-
-def _place(source: Path, build: Path, folder: str, item: Entry, taken: set[str]) -> str:
-    """Hard-link (or copy) a kept photo into `build`/`folder` under a new, unique name."""
+def _place(source: Path, build: Path, split: str, item: Entry, taken: set[str]) -> tuple:
+    """Hard-link (or copy) a kept photo into `build` under a new, unique name; its manifest row."""
+    folder = f"{split}/{item.label}"
     text = os.fsencode(item.path).decode("utf-8", "replace").replace("\ufffd", "_")
     name = "_".join(PurePosixPath(text).with_suffix(".jpg").parts[1:])  # path below the class
     stem = name.removesuffix(".jpg").encode()[:150].decode("utf-8", "ignore")
@@ -146,7 +129,7 @@ def _place(source: Path, build: Path, folder: str, item: Entry, taken: set[str])
     except OSError:  # across file systems; "x": never into a file, which may link to SOURCE
         with open(real, "rb") as old, open(build / folder / name, "xb") as new:
             shutil.copyfileobj(old, new)
-    return f"{folder}/{name}"
+    return item.path, item.label, split, f"{folder}/{name}", os.lstat(build / folder / name).st_size
 
 
 def _digest(lines: Iterator[str]) -> str:
@@ -185,19 +168,16 @@ def _foreign_file(dest: Path, stamp: dict | None, rows: list[dict] | None) -> st
     return next((rel for rel in rest if not stamp or rel not in outputs), None)
 
 
-def _build(source: Path, build: Path, files: list[Entry], inputs: dict, workers: int | None
-           ) -> dict:
+def _build(source: Path, build: Path, files: list[Entry], inputs: dict, workers: int | None):
     """Make the split in the new folder `build`, prepare.json last; returns the summary."""
     readable, staged = [f for f in files if not f.reason], build / ".staged"
     staged.mkdir(parents=True)
     args = [source] * len(readable), readable, [f"{staged}/{i}" for i in range(len(readable))]
-    bar = {"total": len(readable), "desc": "decoding", "unit": "file", "mininterval": 5,
-           "disable": len(readable) < PROGRESS_FROM}
-    if workers == 1:
-        decoded = iter(list(tqdm(map(check_file, *args), **bar)))
-    else:
-        with ProcessPoolExecutor(workers or os.cpu_count(), initializer=_die_with_parent) as pool:
-            decoded = iter(list(tqdm(pool.map(check_file, *args, chunksize=64), **bar)))
+    with nullcontext() if workers == 1 else ProcessPoolExecutor(
+            workers or os.cpu_count(), initializer=_die_with_parent) as pool:
+        done = pool.map(check_file, *args, chunksize=64) if pool else map(check_file, *args)
+        decoded = iter(list(tqdm(done, total=len(readable), desc="decoding", unit="file",
+                                 mininterval=5, disable=len(readable) < PROGRESS_FROM)))
     checked = [f if f.reason else next(decoded) for f in files]
     kept = [c for c in checked if not c.reason]
     for label in sorted(set(CLASS_NAMES) - {c.label for c in kept}):
@@ -205,14 +185,22 @@ def _build(source: Path, build: Path, files: list[Entry], inputs: dict, workers:
         raise ValueError(f"None of the {label} files in {source} is a usable photo ("
                          + ", ".join(f"{n:,} {why}" for why, n in reasons) + "); nothing was "
                          "prepared.")
-    assignment = split_groups(kept, inputs)
-    manifest, taken = [("path", "label", "split", "output", "bytes")], set()
+    by_digest = sorted(kept, key=lambda item: item.digest)  # duplicates: one group, one split
+    groups = [list(group) for _, group in itertools.groupby(by_digest, lambda item: item.digest)]
+    rng, assignment = random.Random(inputs["seed"]), {}
+    for label in sorted({item.label for item in kept}):  # stratified by label, seeded
+        ordered = [group for group in groups if group[0].label == label]
+        rng.shuffle(ordered)
+        total = sum(map(len, ordered))
+        quota = {split: round(total * inputs[f"{split}_fraction"]) for split in ("test", "val")}
+        for members in ordered:
+            split = next((s for s in ("test", "val") if quota[s] > 0), "train")
+            quota[split] = quota.get(split, 0) - len(members)
+            assignment.update((item.path, split) for item in members)
     for split, label in itertools.product(SPLITS, CLASS_NAMES):
         (build / split / label).mkdir(parents=True)
-    for item in kept:
-        output = _place(source, build, f"{assignment[item.path]}/{item.label}", item, taken)
-        manifest.append((item.path, item.label, assignment[item.path], output,
-                         os.lstat(build / output).st_size))
+    manifest, taken = [("path", "label", "split", "output", "bytes")], set()
+    manifest.extend(_place(source, build, assignment[item.path], item, taken) for item in kept)
     shutil.rmtree(staged)
     rejected = [("path", "reason"), *((c.path, c.reason) for c in checked if c.reason)]
     for name, rows in ((MANIFEST, manifest), (REJECTED, rejected)):
@@ -228,13 +216,14 @@ def _build(source: Path, build: Path, files: list[Entry], inputs: dict, workers:
     return summary
 
 
-def _report(head: str, tail: str, summary: dict, inputs: dict) -> None:
+def _report(head: str, tail: str, summary: dict, inputs: dict) -> dict:
     """Print the photos per split between `head` and `tail`, and warn of a class a split lacks."""
     counts = summary["counts"]
     print(head + counts_line({s: sum(n.values()) for s, n in counts.items()}) + tail)
     for label in CLASS_NAMES:
         if empty := [s for s in SPLITS if inputs.get(f"{s}_fraction", 1) and not counts[s][label]]:
             print(f"Warning: no {label} photos in {' or '.join(empty)}: too few for the fractions.")
+    return summary
 
 
 def _update(source: Path, dest: Path, shown: Path, files: list[Entry], inputs: dict,
@@ -251,10 +240,8 @@ def _update(source: Path, dest: Path, shown: Path, files: list[Entry], inputs: d
         rows = list(csv.DictReader(f))
     damage = _damage(dest, stamp, rows) if stamp and stamp["inputs"] == inputs else None
     if damage == "" and reuse:
-        if verbose:
-            _report(f"Using the prepared split in {shown}: ", f" (checked against {MANIFEST}).",
-                    stamp["summary"], inputs)
-        return stamp["summary"]
+        return _report(f"Using the prepared split in {shown}: ", f" (checked against {MANIFEST}).",
+                       stamp["summary"], inputs) if verbose else stamp["summary"]
     if dest.exists() and not dest.is_dir():
         raise DestinationError(f"{shown} is a file, not a folder made by prepare; prepare never "
                                "deletes it. Choose another destination folder.")
@@ -277,18 +264,16 @@ def _update(source: Path, dest: Path, shown: Path, files: list[Entry], inputs: d
         shutil.rmtree(build, ignore_errors=True)
         raise
     shutil.rmtree(old, ignore_errors=True)  # if that fails, the next run deletes it
-    _report(f"Prepared {shown}: ", f"; {summary['rejected']:,} files rejected (see "
-            f"{shown / REJECTED}), {summary['reencoded']:,} re-encoded as RGB JPEG.",
-            summary, inputs)
-    return summary
+    return _report(f"Prepared {shown}: ", f"; {summary['rejected']:,} files rejected (see "
+                   f"{shown / REJECTED}), {summary['reencoded']:,} re-encoded as RGB JPEG.",
+                   summary, inputs)
 
 
 def prepare(source: str | Path, dest: str | Path, seed: int = 42, val_fraction: float = 0.1,
             test_fraction: float = 0.1, per_class_limit: int | None = None,
             workers: int | None = None, reuse: bool = True, verbose: bool = True) -> dict:
-    """Clean SOURCE into DEST/{train,val,test}/{cat,dog}/ with manifest.csv and rejected.csv, and
-    return the summary; a DEST made from the same inputs that still matches its manifest is reused
-    (unless `reuse`; silently unless `verbose`). `workers`: decoders (one per CPU; 1: in here)."""
+    """Clean SOURCE into DEST/{train,val,test}/{cat,dog}/ (+ manifest, rejects); return the summary.
+    A DEST still matching the same inputs is reused if `reuse`; `workers`: decoders (1: in here)."""
     if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
         raise ValueError("val and test fractions must be in [0, 1) and add up to less than 1")
     source, shown = find_source(source), Path(dest)
@@ -311,7 +296,7 @@ def prepare(source: str | Path, dest: str | Path, seed: int = 42, val_fraction: 
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         with held(lock, "prepare"):
-            summary = _update(source, dest, shown, files, inputs, workers, reuse, verbose)
+            return _update(source, dest, shown, files, inputs, workers, reuse, verbose)
     except Busy:
         raise DestinationError(
             f"Another prepare (process {lock.read_text().strip()}) is writing {shown}; wait for it "
@@ -323,4 +308,3 @@ def prepare(source: str | Path, dest: str | Path, seed: int = 42, val_fraction: 
         why = "a file is in the way" if blocked else error.strerror or error
         raise DestinationError(f"Cannot use {shown}: {error.filename or shown}: {why}. Choose a "
                                "destination folder prepare can read and write.") from error
-    return summary
