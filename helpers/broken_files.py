@@ -6,19 +6,9 @@ from pathlib import Path
 
 from PIL import Image
 
-KINDS = {
-    "empty.jpg": "0 bytes, like Cat/666.jpg in the original download",
-    "truncated.jpg": "a JPEG cut off halfway, as an interrupted copy leaves it",
-    "png_named.jpg": "a PNG inside, with a .jpg name",
-    "cmyk.jpg": "a CMYK JPEG (decodes, but not as RGB)",
-    "grayscale.jpg": "a one-channel JPEG",
-    "Thumbs.db": "Windows' thumbnail cache, not a photo",
-}
-
 
 def make_broken_files(photo: str | Path, folder: str | Path) -> dict[str, str]:
-    """Write one file of each kind in KINDS into `folder`, made from the real `photo`, and
-    return {file name: what it is}."""
+    """Write a broken file of each kind, made from the real `photo`, into `folder`: {name: what}."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with Image.open(photo) as image:
@@ -31,4 +21,11 @@ def make_broken_files(photo: str | Path, folder: str | Path) -> dict[str, str]:
     rgb.convert("CMYK").save(folder / "cmyk.jpg", "JPEG")
     rgb.convert("L").save(folder / "grayscale.jpg", "JPEG")
     (folder / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))
-    return dict(KINDS)
+    return {
+        "empty.jpg": "0 bytes, like Cat/666.jpg in the original download",
+        "truncated.jpg": "a JPEG cut off halfway, as an interrupted copy leaves it",
+        "png_named.jpg": "a PNG inside, with a .jpg name",
+        "cmyk.jpg": "a CMYK JPEG (decodes, but not as RGB)",
+        "grayscale.jpg": "a one-channel JPEG",
+        "Thumbs.db": "Windows' thumbnail cache, not a photo",
+    }

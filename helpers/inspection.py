@@ -25,8 +25,7 @@ def receptive_field(model: keras.Model, layer: str) -> tuple[int, int]:
     for current in model.layers:
         window = getattr(current, "kernel_size", None) or getattr(current, "pool_size", None)
         if window is not None and hasattr(current, "strides"):
-            size += (window[0] - 1) * stride
-            stride *= current.strides[0]
+            size, stride = size + (window[0] - 1) * stride, stride * current.strides[0]
         if current.name == layer:
             return size, stride
     raise ValueError(f"no layer {layer!r} in {model.name}")
@@ -47,23 +46,21 @@ def conv_filters(model: keras.Model, layer: str = "conv1") -> np.ndarray:
 def filter_statistics(filters: np.ndarray) -> dict[str, np.ndarray]:
     """Per filter: smoothness (correlation of neighbouring weights: ~0 for noise, ~1 for blobs and
     edges) and greyness (mean correlation of its R, G and B planes: 1 = a grey filter)."""
-    smooth, grey = [], []
-    for f in filters:
-        pairs = [(f[:, :-1].ravel(), f[:, 1:].ravel()), (f[:-1].ravel(), f[1:].ravel())]
-        smooth.append(np.mean([np.corrcoef(a, b)[0, 1] for a, b in pairs]))
-        planes = f.reshape(-1, 3).T
-        grey.append(np.mean([np.corrcoef(planes[i], planes[j])[0, 1]
-                             for i, j in ((0, 1), (0, 2), (1, 2))]))
+    def corr(a, b):
+        return np.corrcoef(a.ravel(), b.ravel())[0, 1]
+
+    smooth = [np.mean([corr(f[:, :-1], f[:, 1:]), corr(f[:-1], f[1:])]) for f in filters]
+    grey = [np.mean([corr(f[..., i], f[..., j]) for i, j in ((0, 1), (0, 2), (1, 2))])
+            for f in filters]
     return {"smoothness": np.nan_to_num(smooth), "greyness": np.nan_to_num(grey)}
 
 
 def layer_outputs(model: keras.Model, images: np.ndarray, names: list[str],
                   batch_size: int = 64) -> dict[str, np.ndarray]:
     """What the layers called `names` output for `images` (inference mode), as float32."""
-    probe = keras.Model(model.inputs, [model.get_layer(name).output for name in names])
+    probe = keras.Model(model.inputs, {name: model.get_layer(name).output for name in names})
     outputs = probe.predict(images, batch_size=batch_size, verbose=0)
-    outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
-    return {name: np.asarray(out, "float32") for name, out in zip(names, outputs, strict=True)}
+    return {name: np.asarray(outputs[name], "float32") for name in names}
 
 
 def strongest_channels(activation: np.ndarray, count: int = 8) -> np.ndarray:
@@ -108,10 +105,9 @@ def class_logits(logits, classes=None):
         z = logits[:, 0]
         dog = z >= 0 if classes is None else keras.ops.convert_to_tensor(classes) == 1
         return keras.ops.where(dog, z, -z)
-    chosen = (keras.ops.argmax(logits, axis=-1) if classes is None
-              else keras.ops.convert_to_tensor(classes))
-    return keras.ops.take_along_axis(logits, keras.ops.cast(chosen, "int32")[:, None],
-                                     axis=-1)[:, 0]
+    chosen = keras.ops.argmax(logits, axis=-1) if classes is None else classes
+    index = keras.ops.cast(chosen, "int32")[:, None]
+    return keras.ops.take_along_axis(logits, index, axis=-1)[:, 0]
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarray:
@@ -141,6 +137,5 @@ def neighbour_share(features: np.ndarray, labels: np.ndarray, which: np.ndarray,
     which, k = np.asarray(which), min(k, len(features) - 1)
     _, index = NearestNeighbors(n_neighbors=k + 1).fit(features).kneighbors(features[which])
     # Drop the photo itself (not always the first hit: an exact duplicate ties with it).
-    neighbours = np.array([[j for j in row if j != me][:k] for row, me in zip(index, which,
-                                                                              strict=True)])
-    return (labels[neighbours] == np.asarray(of_class)[:, None]).mean(axis=1)
+    others = [[j for j in row if j != me][:k] for row, me in zip(index, which, strict=True)]
+    return (labels[np.array(others)] == np.asarray(of_class)[:, None]).mean(axis=1)

@@ -1,14 +1,14 @@
 """Plotting boilerplate: figures sized for GitHub's 900 px (WIDTH inches at DPI, text ≥ 9 pt)."""
 
+import inspect
 import io
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
+from IPython import display
 from matplotlib.colors import to_rgb
-from matplotlib.patches import Polygon, Rectangle
-from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from helpers.alexnet import ORIGINAL_CONVS, ORIGINAL_DENSE
@@ -44,9 +44,13 @@ def save(fig, figures_dir: str | Path, name: str) -> Path:
 
 def show(fig, figures_dir: str | Path, name: str) -> None:
     """Save `fig`, show that PNG inline and close the figure: the notebook shows figures/' file."""
-    from IPython import display
     display.display(display.Image(filename=save(fig, figures_dir, name)))
     plt.close(fig)
+
+
+def show_source(obj) -> None:
+    """Display the source of a function or class from helpers, syntax-highlighted."""
+    display.display(display.Code(inspect.getsource(obj), language="python"))
 
 
 def laid_out(fig, title: str | None = None, **pads):
@@ -75,16 +79,15 @@ def learning_curves(history, best_epoch: int, title: str = "Learning curves"):
     """Accuracy, loss and learning rate per epoch (history indexed by epoch), best epoch marked."""
     fig, (acc, loss, lr) = plt.subplots(1, 3, figsize=(WIDTH, 3.4))
     for ax, metric in ((acc, "accuracy"), (loss, "loss")):
-        ax.plot(history.index, history[metric], "o-", label="train")
-        ax.plot(history.index, history[f"val_{metric}"], "o-", label="validation")
+        ax.plot(history[[metric, f"val_{metric}"]], "o-", label=["train", "validation"])  # x: index
         ax.axvline(best_epoch, color="grey", linestyle="--", label=f"best epoch ({best_epoch})")
         ax.set(xlabel="epoch", ylabel=metric, title=metric.capitalize())
         ax.legend()
-    lr.plot(history.index, history["learning_rate"], "o-", color="tab:green")
+    lr.plot(history["learning_rate"], "o-", color="tab:green")
     lr.set(xlabel="epoch", ylabel="learning rate (end of epoch)", title="Learning rate")
     lr.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     for ax in (acc, loss, lr):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     return laid_out(fig, title)
 
 
@@ -113,22 +116,20 @@ def roc_plot(fpr, tpr, auc: float, title: str = "ROC curve"):
 
 def reliability_diagram(table, ece: float, title: str = "Reliability diagram"):
     """Accuracy against confidence per reliability_bins bin (diagonal: calibrated), photos below."""
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.4, 5.6), sharex=True,
-                                      gridspec_kw={"height_ratios": (3, 1.2)})
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.4, 5.6), sharex=True, height_ratios=(3, 1.2))
     width, used = table["high"] - table["low"], table["photos"] > 0
     top.bar(table["low"][used], table["accuracy"][used], width=width[used], align="edge",
             edgecolor="black", color="tab:blue", alpha=0.75, label="accuracy in the bin")
     top.plot(table["confidence"][used], table["confidence"][used], "o", color="tab:red",
              label="mean confidence in the bin")
     top.plot([0.5, 1], [0.5, 1], "--", color="grey", label="perfect calibration")
-    low = min(0.5, float(np.nanmin(table["accuracy"])))
-    top.set(ylabel="accuracy", ylim=(max(0.0, low - 0.05), 1.01),
+    top.set(ylabel="accuracy", ylim=(max(0.0, min(0.5, np.nanmin(table["accuracy"])) - 0.05), 1.01),
             title=f"{title}\nexpected calibration error (ECE) {ece:.2%}")
     top.legend(loc="upper left")
     bottom.bar(table["low"], table["photos"], width=width, align="edge", edgecolor="black",
                color="tab:grey")
     bottom.set(xlabel="confidence: P(predicted class)", ylabel="photos", xlim=(0.5, 1))
-    bottom.yaxis.set_major_locator(MaxNLocator(3, integer=True))
+    bottom.yaxis.set_major_locator(plt.MaxNLocator(3, integer=True))
     return laid_out(fig)
 
 
@@ -148,14 +149,12 @@ def box_3d(ax, x: float, height: float, width: float, depth: float, color, gid: 
     """A shaded cuboid, front centred on y = 0, top and side receding 45°; returns their rise."""
     dx = dy = depth * 0.5**0.5
     bottom, top, right = -height / 2, height / 2, x + width
-    for face, shade in ((Rectangle((x, bottom), width, height), 1.0),
-                        (Polygon([(x, top), (right, top), (right + dx, top + dy),
-                                  (x + dx, top + dy)]), 1.2),
-                        (Polygon([(right, bottom), (right + dx, bottom + dy),
-                                  (right + dx, top + dy), (right, top)]), 0.75)):
-        face.set(facecolor=np.clip(np.array(to_rgb(color)) * shade, 0, 1), edgecolor="black",
-                 linewidth=0.7, gid=gid)
-        ax.add_patch(face)
+    top_face = [(x, top), (right, top), (right + dx, top + dy), (x + dx, top + dy)]
+    side_face = [(right, bottom), (right + dx, bottom + dy), (right + dx, top + dy), (right, top)]
+    for face, shade in ((plt.Rectangle((x, bottom), width, height), 1.0),
+                        (plt.Polygon(top_face), 1.2), (plt.Polygon(side_face), 0.75)):
+        ax.add_patch(face).set(facecolor=np.clip(np.array(to_rgb(color)) * shade, 0, 1),
+                               edgecolor="black", linewidth=0.7, gid=gid)
     return dy
 
 
@@ -174,16 +173,16 @@ def architecture_diagram(model, title: str = "AlexNet, drawn to scale"):
             stages.append((layer.name, tuple(layer.output.shape[1:]), "\n".join(steps)))
             steps = []
     side = stages[0][1][0]
-    # Scales fixed by the 2012 layout, so the diagrams of two variants compare by eye.
-    widest = max(max(c.filters for c in ORIGINAL_CONVS),
+    widest = max(max(c.filters for c in ORIGINAL_CONVS),  # 2012 scale: variants compare by eye
                  *(shape[-1] for _, shape, _ in stages if len(shape) == 3))
     most_units = max(max(ORIGINAL_DENSE), *(shape[0] for _, shape, _ in stages if len(shape) == 1))
     tall, thick, bar, depth = 2.0, 0.45, 0.12, 0.5  # inches; receding depth = 0.5 x height
     widths = [thick * shape[-1] / widest + depth * tall * shape[0] / side * 0.5**0.5
               if len(shape) == 3 else bar for _, shape, _ in stages]
     gap = (WIDTH - 0.3 - sum(widths)) / (len(stages) - 1)
-    fig = plt.figure(figsize=(WIDTH, 4.2))
-    ax = fig.add_axes((0, 0, 1, 1))  # one data unit = one inch, so text and boxes agree
+    ax = plt.figure(figsize=(WIDTH, 4.2)).add_axes(  # 1 data unit = 1 inch: text and boxes agree
+        (0, 0, 1, 1), xlim=(0, WIDTH), aspect="equal",
+        ylim=(-tall / 2 - 1.2, tall / 2 + depth * tall * 0.5**0.5 + 0.9))
     x, previous_right = 0.15, None
     for i, (name, shape, step) in enumerate(stages):
         if len(shape) == 3:
@@ -193,8 +192,8 @@ def architecture_diagram(model, title: str = "AlexNet, drawn to scale"):
             label = "×".join(map(str, shape))
         elif i < len(stages) - 1:
             height, dy = tall * shape[0] / most_units, 0.0
-            ax.add_patch(Rectangle((x, -height / 2), bar, height, facecolor="tab:orange",
-                                   edgecolor="black", linewidth=0.7, gid=name))
+            ax.add_patch(plt.Rectangle((x, -height / 2), bar, height, facecolor="tab:orange",
+                                       edgecolor="black", linewidth=0.7, gid=name))
             label = f"{shape[0]:,}"
         else:  # the output: a unit or a few, a dot rather than a bar too thin to see
             height, dy = bar, 0.0
@@ -215,10 +214,8 @@ def architecture_diagram(model, title: str = "AlexNet, drawn to scale"):
             f"units ({most_units:,} = {tall:g} in).\nconv k×k/s: a k×k kernel at stride s; "
             "pool 3×3/2: max pooling.", fontsize=9, va="top")
     ax.text(0.15, tall / 2 + depth * tall * 0.5**0.5 + 0.55, title, fontsize=12, va="bottom")
-    ax.set(xlim=(0, WIDTH), ylim=(-tall / 2 - 1.2, tall / 2 + depth * tall * 0.5**0.5 + 0.9),
-           aspect="equal")
     ax.axis("off")
-    return fig
+    return ax.figure
 
 
 def filter_grid(filters, title: str = "conv1 filters", ncols: int = 16):
@@ -255,11 +252,10 @@ def embedding_scatter(points: dict, labels, wrong, class_names, title: str = "fc
     fig, axes = plt.subplots(1, len(points), figsize=(WIDTH, 4.3), squeeze=False)
     labels, wrong = np.asarray(labels), np.asarray(wrong, dtype=bool)
     for ax, (name, xy) in zip(axes.flat, points.items(), strict=True):
-        for label, (cls, color) in enumerate(zip(class_names, ("tab:orange", "tab:blue"),
-                                                 strict=False)):
+        for label, cls in enumerate(class_names[:2]):
             mine = labels == label
-            ax.scatter(xy[mine, 0], xy[mine, 1], s=6, alpha=0.5, color=color,
-                       label=f"{cls} ({mine.sum():,})")
+            ax.scatter(xy[mine, 0], xy[mine, 1], s=6, alpha=0.5,
+                       color=("tab:orange", "tab:blue")[label], label=f"{cls} ({mine.sum():,})")
         ax.scatter(xy[wrong, 0], xy[wrong, 1], s=28, facecolors="none", edgecolors="black",
                    linewidths=0.8, label=f"misclassified ({wrong.sum():,})")
         ax.set(title=name, xlabel=f"{name.split()[0]} 1", ylabel=f"{name.split()[0]} 2",

@@ -34,16 +34,15 @@ REFERENCE_ARTICLES = (
 def comparison_table(metrics: dict, accuracy_key: str = "test_accuracy",
                      accuracy_label: str = "test") -> pd.DataFrame:
     """The reference articles and this run side by side: accuracy, data, epochs, time, hardware."""
-    rows = [{key.replace("_", " "): value for key, value in article._asdict().items()
-             if key != "url"} for article in REFERENCE_ARTICLES]
-    rows.append({
-        "source": "this series (AlexNet-{variant}, {precision})".format(**metrics),
-        "accuracy": metrics[accuracy_key], "measured on": accuracy_label,
-        "data": f"{metrics['train_images']:,} training photos", "epochs": metrics["epochs"],
-        "time": f"{metrics['seconds_per_epoch']:.0f} s/epoch, "
-                f"{metrics['wall_time_s'] / 3600:.2f} h in total",
-        "hardware": metrics["hardware"], "caveat": ""})
-    table = pd.DataFrame(rows).set_index("source")
+    this_run = Article(
+        source="this series (AlexNet-{variant}, {precision})".format(**metrics), url="",
+        accuracy=metrics[accuracy_key], measured_on=accuracy_label,
+        data=f"{metrics['train_images']:,} training photos", epochs=metrics["epochs"],
+        time=f"{metrics['seconds_per_epoch']:.0f} s/epoch, "
+             f"{metrics['wall_time_s'] / 3600:.2f} h in total",
+        hardware=metrics["hardware"], caveat="")
+    table = pd.DataFrame([*REFERENCE_ARTICLES, this_run]).drop(columns="url").set_index("source")
+    table.columns = [column.replace("_", " ") for column in table.columns]
     table["accuracy"] = table["accuracy"].map(lambda v: "" if pd.isna(v) else f"{v:.2%}")
     table["epochs"] = table["epochs"].map(lambda v: "" if pd.isna(v) else f"{int(v)}")
     return table
@@ -67,10 +66,8 @@ def tuning_table(rows: list[dict]) -> pd.DataFrame:
         "minutes": f"{row['minutes']:,.1f}", "photos/s": f"{row['images_per_s']:,.0f}",
         "hardware": f"{row['hardware']}, {row['precision']}"
                     + (", oneDNN on" if row.get("onednn") else ""),
-        "note": row.get("note", "")} for row in rows])
-    if not table["note"].any():
-        table = table.drop(columns="note")
-    return table.set_index("recipe")
+        "note": row.get("note", "")} for row in rows]).set_index("recipe")
+    return table if table["note"].any() else table.drop(columns="note")
 
 
 def tuning_summary(rows: list[dict]) -> list[str]:
