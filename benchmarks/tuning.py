@@ -27,10 +27,12 @@ import math
 import shutil
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import keras
 
+from benchmarks import tuning_report
 from benchmarks.common import (
     add_config_args,
     add_data_args,
@@ -47,7 +49,7 @@ from helpers.evaluation import wilson_interval
 from helpers.files import write_text
 from helpers.photos import first_photos, link_photos
 from helpers.training import build_model, learning_rate_schedule
-from helpers.workspace import from_root, now
+from helpers.workspace import from_root
 
 DEFAULT_OUT = Path("results") / "tuning.json"
 
@@ -156,7 +158,8 @@ def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> di
         "pilot_image_size": base.image_size, "train_photos": train_count,
         "val_photos": val_count, "batch_size": config.batch_size,
         "precision": precision, "hardware": describe_hardware(report),
-        "onednn": report.get("onednn", False), "backend": keras.backend.backend(), "date": now(),
+        "onednn": report.get("onednn", False), "backend": keras.backend.backend(),
+        "date": datetime.now(UTC).replace(microsecond=0).isoformat(),
     }
 
 
@@ -172,6 +175,7 @@ def record(row: dict, path: Path) -> list[dict]:
     rows = [old for old in rows if not same_trial(old, row)] + [row]
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps(rows, indent=1) + "\n")
+    tuning_report.write(rows, path)
     return rows
 
 

@@ -61,7 +61,7 @@ def held(lock: Path, what: str):
     mine = lock.with_name(f"{lock.name}.{os.getpid()}")
     mine.write_text(f"{os.getpid()}\n")  # whole before it is linked: never read half written
     try:
-        for _ in range(2):
+        while True:
             try:
                 os.link(mine, lock)
                 break
@@ -74,7 +74,7 @@ def held(lock: Path, what: str):
                     raise Busy(f"another {what} (process {holder}) is using {shown(lock.parent)}"
                                f"; wait for it to finish, or delete {shown(lock)} if none is "
                                "running") from None
-                lock.unlink(missing_ok=True)  # its process is gone
+                lock.unlink(missing_ok=True)  # its process is gone: try again
     finally:
         mine.unlink()
     try:

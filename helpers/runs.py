@@ -74,19 +74,6 @@ def refuse_foreign(run_dir: Path) -> None:
                        "); nothing was changed. Train into a new or empty folder.")
 
 
-def set_aside(run_dir: Path) -> Path | None:
-    """Move a run's files into run_dir/previous-<UTC time>/, deleting none; None when there
-    were none."""
-    found = [run_dir / name for name in RUN_FILES if (run_dir / name).exists()]
-    if not found:
-        return None
-    aside = run_dir / f"previous-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
-    aside.mkdir()
-    for path in found:
-        os.replace(path, aside / path.name)
-    return aside
-
-
 def open_run(config: TrainConfig, run_dir: str | Path, split: str = "",
              restart: bool = False) -> str:
     """Make run_dir ready to train `config` on the split `split` (split_id) and say in one line
@@ -97,8 +84,12 @@ def open_run(config: TrainConfig, run_dir: str | Path, split: str = "",
         refuse_foreign(run_dir)
     saved, settings = run_dir / "config.json", {**asdict(config), "split": split}
     history, old = read_history(run_dir), read_json(saved)  # unreadable: refused, none moved
-    aside = set_aside(run_dir) if restart and run_dir.is_dir() else None
-    if aside:
+    found = [run_dir / name for name in RUN_FILES if (run_dir / name).exists()]
+    aside = run_dir / f"previous-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}" if found else None
+    if restart and aside:  # the earlier run's files move aside, none is deleted
+        aside.mkdir()
+        for path in found:
+            os.replace(path, aside / path.name)
         history, old = [], None
     if old is not None and (history or (run_dir / "backup").exists()):
         changed = [f"{key} {old.get(key)!r} -> {value!r}" for key, value in settings.items()
@@ -118,7 +109,7 @@ def open_run(config: TrainConfig, run_dir: str | Path, split: str = "",
     if history:
         return f"Resuming {shown(run_dir)} after epoch {epochs_done(run_dir)} of {config.epochs}."
     return f"New run in {shown(run_dir)}" + (f"; the earlier run is in {shown(aside)}."
-                                             if aside else ".")
+                                             if restart and aside else ".")
 
 
 def summary(run_dir: str | Path) -> dict:

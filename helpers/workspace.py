@@ -55,17 +55,13 @@ class Run:
         return self.work / "figures"
 
     @property
-    def results(self) -> Path:
-        return self.work / "results"
-
-    @property
     def model_dir(self) -> Path:
         """The folder of this profile's training run: best.keras, history.json, backup/."""
         return self.models / f"alexnet_{self.profile.train.variant}"
 
     @property
     def metrics_file(self) -> Path:
-        return self.results / "metrics.json"
+        return self.work / "results" / "metrics.json"
 
     def split_counts(self) -> dict:
         """Photos per split and class in the cleaned split; empty before it is made."""
@@ -97,8 +93,12 @@ def start(profile: str = PROFILE, data_dir: str | Path | None = DATA_DIR, seed: 
         folder.mkdir(parents=True, exist_ok=True)
     if drive and not is_colab() and not work_dir:
         print("DRIVE is for Colab; here the work folder is local.")
-    keep_archive = work / "archive" if work != local else None  # on Drive: download once
-    source = None if data_dir is None else locate_photos(data_dir, keep_archive)
+    source = None if data_dir is None else find_photos(from_root(data_dir))
+    if data_dir is not None and source is None:  # downloaded; on Drive the archive is kept
+        from helpers.download import download
+
+        source = download(dest=from_root(data_dir),
+                          keep_archive=work / "archive" if work != local else None)
     run = Run(chosen, work, local, source, seed)
     photos = ""  # the split's size, when made or checked here
     if source is not None and prepare_split:
@@ -114,17 +114,6 @@ def start(profile: str = PROFILE, data_dir: str | Path | None = DATA_DIR, seed: 
         print("Not on Drive: the model and results go when this Colab runtime is recycled "
               "(set DRIVE = True to keep them).")
     return run
-
-
-def locate_photos(data_dir: str | Path, archive_dir: Path | None = None) -> Path:
-    """The PetImages folder under DATA_DIR, downloaded there when missing; `archive_dir` keeps
-    the downloaded archive for the next runtime."""
-    data_dir = from_root(data_dir)
-    if (found := find_photos(data_dir)) is not None:
-        return found
-    from helpers.download import download
-
-    return download(dest=data_dir, keep_archive=archive_dir)
 
 
 def update_metrics(path: str | Path, **fields) -> dict:
@@ -161,11 +150,6 @@ def run_record(run: Run) -> tuple[list[dict], dict, dict, str]:
     return history, metrics, settings, label
 
 
-def now() -> str:
-    """The current UTC time, to the second, for run metadata."""
-    return datetime.now(UTC).replace(microsecond=0).isoformat()
-
-
 def print_run_metadata(run: Run) -> None:
     """The closing cell of every notebook: when, on what, which versions, how long, what photos."""
     report = device_report()
@@ -174,7 +158,7 @@ def print_run_metadata(run: Run) -> None:
     photos = ", ".join(f"{n:,} {split}" for split, n in counts.items()) or "none used"
     versions = ", ".join(f"{name} {report[name]}" for name in ("python", "keras", "tensorflow")
                          if name in report)
-    print(f"date:      {now()}\n"
+    print(f"date:      {datetime.now(UTC).replace(microsecond=0).isoformat()}\n"
           f"hardware:  {describe_hardware(report)}\n"
           f"versions:  {versions} (backend {report['keras_backend']})\n"
           f"profile:   {run.profile.name}, seed {run.seed}\n"

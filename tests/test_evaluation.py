@@ -31,7 +31,7 @@ from helpers.evaluation import (
     wilson_interval,
 )
 from helpers.prepare import prepare
-from helpers.references import REFERENCE_ARTICLES, comparison_table, tuning_summary, tuning_table
+from helpers.references import REFERENCE_ARTICLES, comparison_table
 
 
 class LeftHalfBrightness(keras.Model):
@@ -175,56 +175,3 @@ def test_comparison_table_puts_this_run_after_the_articles():
     assert table.iloc[-1]["accuracy"] == "95.12%"
     assert "17,998" in table.iloc[-1]["data"] and "1.00 h" in table.iloc[-1]["time"]
     assert table.iloc[0]["accuracy"] == "93.68%"
-
-
-def trial(recipe: str, accuracy: float, image_size: int = 128) -> dict:
-    """A row as benchmarks/tuning.py records it."""
-    return {"recipe": recipe, "changes": f"{recipe} changes", "val_accuracy": accuracy,
-            "val_interval": [accuracy - 0.01, accuracy + 0.01],
-            "best_epoch_val_accuracy": accuracy, "epochs": 4, "image_size": image_size,
-            "train_photos": 5000, "minutes": 11.3, "images_per_s": 36.4,
-            "hardware": "CPU only (AMD EPYC, 2 cores)", "precision": "float32"}
-
-
-def test_tuning_table_shows_each_recipe_with_its_interval():
-    table = tuning_table([trial("baseline", 0.8), trial("adamw", 0.8234)])
-    assert list(table.index) == ["baseline", "adamw"]
-    assert table.loc["adamw", "val accuracy (95% interval)"] == "82.3% (81.3%–83.3%)"
-    assert table.loc["adamw", "scale"] == "4 epochs, 128 px, 5,000 training photos"
-    assert table.loc["adamw", "minutes"] == "11.3"
-
-
-def test_tuning_summary_sets_each_difference_against_the_seed_noise():
-    rows = [trial("baseline", 0.80), trial("baseline-seed43", 0.79), trial("adamw", 0.83),
-            trial("ema", 0.805), trial("baseline", 0.90, image_size=227),
-            trial("sgd", 0.905, image_size=227)]
-    small, large = tuning_summary(rows)
-    assert small == ("4 epochs, 128 px, 5,000 training photos: baseline 80.0%; a second seed "
-                     "79.0% (1.0 points apart: smaller differences are chance); adamw +3.0 "
-                     "points, more than chance; ema +0.5 points, within chance")
-    assert large.endswith("baseline 90.0%; sgd +0.5 points")
-    assert tuning_summary([trial("sgd", 0.7)]) == [
-        "4 epochs, 128 px, 5,000 training photos: sgd 70.0%"]
-
-
-def test_a_recipe_that_changes_the_size_is_set_against_its_own_pilots_baseline():
-    faster = {**trial("size-180", 0.91, image_size=180), "pilot_image_size": 227,
-              "minutes": 5.65, "note": "one run"}
-    rows = [{**trial("baseline", 0.90, image_size=227), "pilot_image_size": 227}, faster]
-    assert tuning_summary(rows) == [
-        "4 epochs, 227 px, 5,000 training photos: baseline 90.0%; size-180 +1.0 points, at "
-        "180 px in 0.50× the baseline's minutes"]
-    table = tuning_table(rows)
-    assert table.loc["size-180", "scale"] == "4 epochs, 180 px, 5,000 training photos"
-    assert table.loc["size-180", "note"] == "one run" and table.loc["baseline", "note"] == ""
-    assert "note" not in tuning_table(rows[:1]).columns
-
-
-def test_trials_with_onednn_are_a_pilot_of_their_own():
-    rows = [trial("baseline", 0.80), {**trial("baseline", 0.81), "onednn": True},
-            {**trial("less-dropout", 0.83), "onednn": True}]
-    without, with_onednn = tuning_summary(rows)
-    assert without == "4 epochs, 128 px, 5,000 training photos: baseline 80.0%"
-    assert with_onednn == ("4 epochs, 128 px, 5,000 training photos, oneDNN on: baseline 81.0%; "
-                           "less-dropout +2.0 points")
-    assert tuning_table(rows[1:]).loc["less-dropout", "hardware"].endswith("float32, oneDNN on")
