@@ -3,11 +3,11 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from conftest import ROOT
 
 from helpers.alexnet import (
     BATCH_NORM_MOMENTUM,
@@ -18,8 +18,6 @@ from helpers.alexnet import (
 )
 from helpers.data import augmentation
 from helpers.params import format_table, layer_row, parameter_table
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # The totals the notebooks publish (notebook 03 and the README).
 PUBLISHED_TOTALS = {  # (variant, classes) -> (total, trainable)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import keras
 import pytest
-from fixtures import make_petimages
+from conftest import ROOT, make_petimages
 
 from benchmarks import (
     layer_time,
@@ -33,11 +33,10 @@ from benchmarks.common import (
     limit_split,
     prepared_split,
 )
+from helpers.config import get_profile
 from helpers.prepare import prepare
 from helpers.training import build_model
-from helpers.workspace import get_profile
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = ["--image-size", "67", "--batch-size", "4"]  # 67 px is about the smallest AlexNet takes
 TINY_MODEL = ["--variant", "compact", *TINY]
 
@@ -164,7 +163,7 @@ def test_memory_refuses_zero_epochs(processed, tmp_path):
 
 
 def test_options_change_single_settings_of_the_full_profile():
-    full = get_profile("full").train_config(seed=42)
+    full = dataclasses.replace(get_profile("full").train, seed=42)
     assert config_from(run_all.parse([])) == full
     changed = config_from(run_all.parse(["--image-size", "99", "--seed", "3"]))
     assert (changed.image_size, changed.seed) == (99, 3)
@@ -215,7 +214,7 @@ def top_level_imports(path: Path) -> set[str]:
 
 def project_file(module: str) -> Path | None:
     """The file of a benchmarks.* or helpers.* module, None for a name that is no module."""
-    path = REPO / Path(*module.split("."))
+    path = ROOT / Path(*module.split("."))
     for candidate in (path / "__init__.py", path.with_suffix(".py")):
         if candidate.is_file():
             return candidate
@@ -252,9 +251,9 @@ def without_tensorflow(tmp_path: Path, backend: str, code: str) -> subprocess.Co
         "        if name.split('.')[0] == 'tensorflow':\n"
         "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
         "sys.meta_path.insert(0, NoTensorFlow())\n")
-    path = [str(blocker), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
+    path = [str(blocker), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": os.pathsep.join(path)}
-    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
 
 
@@ -285,7 +284,7 @@ def test_run_all_prints_a_table_and_every_key(processed, tmp_path, capsys):
 # Each benchmark as a user starts it, with its defaults (the full profile's run: AlexNet "bn",
 # 227 px, batch 64), on a few generated photos; only the precision steps are fewer and smaller.
 # Each run's JSON must show the full profile's settings.
-FULL = get_profile("full").train_config()
+FULL = get_profile("full").train
 FEWER_STEPS = ["--steps", "1", "--warmup", "1", "--batch-size", "4"]
 DEFAULT_RUNS = {
     "benchmarks.pipeline": ([], {"pipeline_image_size": FULL.image_size}),
@@ -317,7 +316,7 @@ def test_every_benchmark_runs_with_its_defaults(module, tmp_path):
     if module not in ("benchmarks.precision", "benchmarks.step_time",
                       "benchmarks.layer_time"):  # these need no photos
         args = ["--data-dir", str(pets), "--work-dir", str(tmp_path / "work"), *args]
-    done = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
     result = last_json(done.stdout)
@@ -364,7 +363,7 @@ def test_tuning_again_replaces_the_same_trial_and_keeps_the_others(tmp_path):
 
 @pytest.mark.parametrize("name", ["adamw", "sgd", "ema"])
 def test_tuning_compiles_the_recipes_optimizer(name):
-    config = get_profile("quick").train_config(image_size=67)
+    config = dataclasses.replace(get_profile("quick").train, image_size=67)
     recipe = tuning.RECIPES[name]
     model = build_model(dataclasses.replace(config, **recipe.overrides), steps=10)
     tuning.compile_recipe(model, recipe, config, steps=10)
@@ -377,7 +376,7 @@ def test_tuning_compiles_the_recipes_optimizer(name):
 def test_tuning_recipes_start_from_the_variants_dropout_not_the_full_profiles():
     """The pilots' baseline keeps meaning what it meant when the full profile took the
     less-dropout recipe: every recipe starts from the variant's rates."""
-    base = get_profile("full").train_config(epochs=4, image_size=128)
+    base = dataclasses.replace(get_profile("full").train, epochs=4, image_size=128)
     baseline, less = tuning.recipe_config("baseline", base), tuning.recipe_config("less-dropout",
                                                                                    base)
     assert (baseline.conv_dropout, baseline.dense_dropout) == (None, None)
@@ -403,7 +402,7 @@ def test_tuning_runs_with_its_defaults(tmp_path):
     out = tmp_path / "tuning.json"
     done = subprocess.run([sys.executable, "-m", "benchmarks.tuning", "--data-dir", str(pets),
                            "--work-dir", str(tmp_path / "work"), "--recipes", "baseline",
-                           "--out", str(out), "--verbose", "0"], cwd=REPO, capture_output=True,
+                           "--out", str(out), "--verbose", "0"], cwd=ROOT, capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
     (row,) = json.loads(out.read_text())

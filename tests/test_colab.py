@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from fixtures import make_petimages
+from conftest import ROOT, make_petimages
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 COLAB_PYTHON = ROOT / ".venv-colab" / "bin" / "python"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
 

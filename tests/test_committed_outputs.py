@@ -10,9 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, WARNING
 
-ROOT = Path(__file__).resolve().parents[1]
-WARNING = re.compile(r"Warning|Traceback|^Error", re.MULTILINE)  # progress bars are fine
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
 METRICS = json.loads((ROOT / "results" / "metrics.json").read_text())
 SPAM = re.compile(r"Corrupt JPEG data|^[IWE]0000 |absl::InitializeLog|oneDNN custom operations",

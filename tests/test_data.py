@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures import make_petimages
+from conftest import make_petimages
 from PIL import Image
 
 import helpers.data as data_module

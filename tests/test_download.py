@@ -20,12 +20,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import ROOT
 from PIL import Image
 
 from helpers import download as dl
 from helpers.download import DownloadError, download
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def jpeg(color: str) -> bytes:

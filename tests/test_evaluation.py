@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 import numpy as np
 import pytest
-from fixtures import make_petimages
+from conftest import make_petimages
 from scipy.stats import binomtest
 from sklearn.metrics import confusion_matrix, precision_score, recall_score
 

@@ -3,18 +3,14 @@
 runtime; they share only WORK_DIR, a stand-in for the Google Drive work folder."""
 
 import json
-import re
-from pathlib import Path
 
 import pytest
-from fixtures import make_petimages
+from conftest import ROOT, WARNING, make_petimages
 
 from tools.notebooks import execute
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
-WARNING = re.compile(r"Warning|Traceback|^Error", re.MULTILINE)  # progress bars are fine
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
 
 

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures import (
+from conftest import (
     CLASSES,
     EXTRA_KINDS,
     REENCODED_KINDS,
     REJECTED_KINDS,
+    ROOT,
     describe_petimages,
     duplicate_pair,
     linked_paths,
@@ -31,7 +32,6 @@ from PIL import Image
 import helpers.prepare as prepare_module
 from helpers.prepare import prepare
 
-REPO = Path(__file__).resolve().parents[1]
 SPLITS = ("train", "val", "test")
 
 
@@ -314,7 +314,7 @@ def test_bad_fractions_are_a_value_error(petimages, tmp_path, val, test):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "helpers", "prepare", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "helpers", "prepare", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -927,7 +927,7 @@ def test_decoding_workers_die_with_a_killed_prepare(tmp_path):
         for i in range(60):
             os.link(tmp_path / "big.jpg", source / folder / f"big{i}.jpg")
     cli = subprocess.Popen([sys.executable, "-m", "helpers", "prepare", "--source", str(source),
-                            "--dest", str(tmp_path / "out")], cwd=REPO,
+                            "--dest", str(tmp_path / "out")], cwd=ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers = []
     try:

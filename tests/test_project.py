@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT
 
 from helpers import workspace
 from helpers.config import DATA_DIR, PROFILE, PROFILES, SEED, get_profile
@@ -17,8 +18,6 @@ from helpers.files import project_root, shown
 from helpers.workspace import work_folders
 from tools.links import REPOSITORY, colab_badge, colab_url, repository_url
 from tools.sync_links import sync_links
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def requirement_lines(text: str) -> list[str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from fixtures import make_petimages
+from conftest import ROOT, make_petimages
 
 from helpers.__main__ import main
 from helpers.config import TrainConfig, get_profile
@@ -32,8 +32,6 @@ from helpers.prepare import prepare
 from helpers.runs import MONITOR, RunError, epochs_done, open_run, read_history, split_id
 from helpers.training import callbacks, learning_rate_schedule, train
 from helpers.workspace import Run
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # 99 is about the smallest size AlexNet's valid 11x11/4 conv1 and three 3/2 poolings accept.
 CONFIG = TrainConfig(variant="compact", classes=1, epochs=4, batch_size=16, image_size=99,
