@@ -157,7 +157,7 @@ def test_memory_over_several_epochs_reports_the_peak_after_each(processed, tmp_p
 
 
 def test_memory_refuses_zero_epochs(processed, tmp_path):
-    with pytest.raises(ValueError, match="--epochs must be at least 1"):
+    with pytest.raises(ValueError, match="must be at least 1"):
         memory.main(["--data-dir", str(processed), "--work-dir", str(tmp_path), *TINY_MODEL,
                      "--epochs", "0"])
 
