@@ -349,7 +349,9 @@ def test_tuning_trains_each_recipe_on_validation_and_records_a_row(processed, tm
 def test_tuning_again_replaces_the_same_trial_and_keeps_the_others(tmp_path):
     out = tmp_path / "tuning.json"
     first = {"recipe": "baseline", "epochs": 1, "image_size": 67, "train_photos": 8,
-             "hardware": "cpu", "backend": "tensorflow", "val_accuracy": 0.5}
+             "hardware": "cpu", "backend": "tensorflow", "val_accuracy": 0.5,
+             "changes": "none", "val_interval": [0.4, 0.6], "best_epoch_val_accuracy": 0.5,
+             "minutes": 1.0, "images_per_s": 9.0, "precision": "float32"}
     other = first | {"recipe": "sgd"}
     tuning.record(first, out)
     tuning.record(other, out)
@@ -359,6 +361,7 @@ def test_tuning_again_replaces_the_same_trial_and_keeps_the_others(tmp_path):
                                                                       ("baseline", 0.75)]
     tuning.record(first | {"image_size": 99}, out)  # another scale is another trial
     assert len(json.loads(out.read_text())) == 3
+    assert "| sgd | none | 50.0% (40.0%–60.0%) |" in (tmp_path / "tuning.md").read_text()
 
 
 @pytest.mark.parametrize("name", ["adamw", "sgd", "ema"])
