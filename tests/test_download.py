@@ -25,6 +25,7 @@ from PIL import Image
 
 from helpers import download as dl
 from helpers.download import DownloadError, download
+from helpers.files import shown
 
 
 def jpeg(color: str) -> bytes:
@@ -617,7 +618,7 @@ def test_lock_is_taken_over_only_from_a_dead_process(server, tmp_path, owner):
     lock.parent.mkdir()
     lock.write_text(str(os.getpid() if owner == "alive" else dead_pid()))
     if owner == "alive":
-        with pytest.raises(DownloadError, match=f"delete {re.escape(str(lock))}"):
+        with pytest.raises(DownloadError, match=f"delete {re.escape(shown(lock))}"):
             download(url, tmp_path, retries=0)
         assert server.ranges("pets.zip") == []
         assert lock.exists()

@@ -484,6 +484,7 @@ def test_a_kill_at_any_write_loses_at_most_the_epoch_in_progress(tmp_path, monke
             assert not list(run_dir.rglob(".tmp-*")), (at, how)
 
 
+@pytest.mark.slow  # a training process of its own
 def test_kill_9_while_training_then_resume_with_the_command(processed, tmp_path, capsys):
     run_dir = tmp_path / "run"
     command = ["train", "--data", str(processed), "--run-dir", str(run_dir), *CLI_CONFIG,
@@ -642,6 +643,7 @@ def test_the_best_model_checkpoint_refuses_a_metric_name_that_is_not_logged(tmp_
     assert not (tmp_path / "best.keras").exists()
 
 
+@pytest.mark.slow  # a training process of its own, under JAX
 def test_the_training_command_runs_under_the_jax_backend(processed, tmp_path):
     """Keras on JAX (e.g. a GPU machine with JAX and no TensorFlow): the tf.data maps must
     not call keras.ops, which would be JAX's there."""
