@@ -1,5 +1,6 @@
 """Judge a trained model on a split: P(dog), flip test-time augmentation, the confusion matrix,
-the accuracy's 95% interval, calibration, precision and recall, the most confident mistakes."""
+the accuracy's 95% interval, McNemar's test of two models on the same photos, calibration,
+precision and recall, the most confident mistakes."""
 
 from dataclasses import replace
 from pathlib import Path
@@ -8,6 +9,7 @@ from statistics import NormalDist
 import keras
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 from sklearn.metrics import confusion_matrix
 
 from helpers.config import INPUT_SIZE
@@ -72,6 +74,18 @@ def format_accuracy(labels: np.ndarray, dog_prob: np.ndarray, threshold: float =
     """The accuracy, never printed without its interval: 'A% (95% interval L–H%)'."""
     low, high = accuracy_interval(labels, dog_prob, threshold)
     return f"{accuracy(labels, dog_prob, threshold):.2%} (95% interval {100 * low:.2f}–{high:.2%})"
+
+
+def mcnemar_exact(labels, predicted_a, predicted_b) -> tuple[int, int, float]:
+    """McNemar's exact test of two sets of answers to the same photos: (b, c, p), b photos only A
+    gets right, c only B, p the two-sided chance of a split this uneven if each were a coin flip."""
+    labels, predicted_a, predicted_b = map(np.asarray, (labels, predicted_a, predicted_b))
+    if labels.ndim != 1 or not labels.shape == predicted_a.shape == predicted_b.shape:
+        raise ValueError(f"need three 1-D arrays of one length, got shapes {labels.shape}, "
+                         f"{predicted_a.shape} and {predicted_b.shape}")
+    right_a, right_b = predicted_a == labels, predicted_b == labels
+    b, c = int(np.sum(right_a & ~right_b)), int(np.sum(right_b & ~right_a))
+    return b, c, float(binomtest(b, b + c).pvalue) if b + c else 1.0
 
 
 def reliability_bins(labels: np.ndarray, dog_prob: np.ndarray, bins: int = 10) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from helpers.files import write_atomic
 DPI = 100
 WIDTH = 9.0  # inches: WIDTH * DPI = the 900 px GitHub gives a notebook's figures
 MAX_PNG_BYTES = 400_000  # a photo figure larger than this is saved with fewer levels per channel
+CLASS_COLORS = {"cat": "tab:orange", "dog": "tab:blue"}  # each class's colour in every figure
 plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10,
                      "xtick.labelsize": 9, "ytick.labelsize": 9, "legend.fontsize": 9,
                      "figure.titlesize": 12, "figure.dpi": DPI, "savefig.dpi": DPI})
@@ -103,15 +104,29 @@ def confusion_heatmaps(counts, class_names, title: str = "Confusion matrix"):
     return laid_out(fig, title)
 
 
-def roc_plot(fpr, tpr, auc: float, title: str = "ROC curve"):
-    """True-positive rate against false-positive rate, chance diagonal for reference."""
-    fig, ax = plt.subplots(figsize=(4.8, 4.6))
-    ax.plot(fpr, tpr, label=f"AlexNet (AUC = {auc:.4f})")
-    ax.plot([0, 1], [0, 1], "--", color="grey", label="chance (AUC = 0.5)")
-    ax.set(xlabel="false-positive rate (cats called dogs)",
-           ylabel="true-positive rate (dogs found)", title=title, xlim=(0, 1), ylim=(0, 1.01))
-    ax.legend(loc="lower right")
-    return laid_out(fig)
+def roc_plot(fpr, tpr, auc: float, title: str = "ROC curve", at_half=None, corner=(0.2, 0.8)):
+    """True- against false-positive rate, whole and its top-left corner (FPR <= corner[0],
+    TPR >= corner[1]) enlarged; at_half: the (FPR, TPR) of the 0.5 threshold, marked if given."""
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 5), layout="constrained")
+    for ax, (right, bottom) in zip(axes, ((1, 0), corner), strict=True):
+        ax.plot(fpr, tpr, label=f"AlexNet (AUC = {auc:.4f})")
+        ax.plot([0, 1], [0, 1], "--", color="grey", label="chance (AUC = 0.5)")
+        if at_half is not None:
+            ax.plot(*at_half, "o", markersize=9, mfc="none", mec="black", mew=1.5,
+                    label="threshold 0.5")
+        ax.set(xlim=(0, right), ylim=(bottom, 1 + (1 - bottom) / 100), aspect="equal",
+               xlabel="false-positive rate (cats called dogs)")
+        ax.tick_params(labelsize=10)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(5))
+        ax.yaxis.set_major_locator(plt.MaxNLocator(5))
+    axes[0].add_patch(plt.Rectangle((0, corner[1]), corner[0], 1 - corner[1], fill=False,
+                                    linestyle=":", label="enlarged on the right"))
+    axes[0].set(title="the whole curve", ylabel="true-positive rate (dogs found)")
+    axes[1].set(title=f"its top-left corner: FPR ≤ {corner[0]:g}, TPR ≥ {corner[1]:g}")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2,
+               fontsize=10)
+    fig.suptitle(title)
+    return fig
 
 
 def reliability_diagram(table, ece: float, title: str = "Reliability diagram"):
@@ -255,7 +270,7 @@ def embedding_scatter(points: dict, labels, wrong, class_names, title: str = "fc
         for label, cls in enumerate(class_names[:2]):
             mine = labels == label
             ax.scatter(xy[mine, 0], xy[mine, 1], s=6, alpha=0.5,
-                       color=("tab:orange", "tab:blue")[label], label=f"{cls} ({mine.sum():,})")
+                       color=CLASS_COLORS[cls], label=f"{cls} ({mine.sum():,})")
         ax.scatter(xy[wrong, 0], xy[wrong, 1], s=28, facecolors="none", edgecolors="black",
                    linewidths=0.8, label=f"misclassified ({wrong.sum():,})")
         ax.set(title=name, xlabel=f"{name.split()[0]} 1", ylabel=f"{name.split()[0]} 2",

@@ -1,7 +1,8 @@
 """helpers.evaluation and helpers.references: predictions, confusion matrix, the accuracy's
-interval, calibration, precision and recall per threshold, mistakes, flip TTA, single-file
-prediction, and the comparison table."""
+interval, McNemar's test, calibration, precision and recall per threshold, mistakes, flip TTA,
+single-file prediction, and the comparison table."""
 
+import math
 import os
 import re
 
@@ -24,6 +25,7 @@ from helpers.evaluation import (
     flip_tta_probability,
     format_accuracy,
     load_split_arrays,
+    mcnemar_exact,
     most_confident_mistakes,
     precision_recall_by_threshold,
     predict_file,
@@ -83,6 +85,41 @@ def test_accuracy_is_printed_with_an_interval_of_about_one_point_at_2250_photos(
     line = f"test accuracy: {format_accuracy(labels, p_dog)}"
     assert line == "test accuracy: 93.38% (95% interval 92.27–94.33%)"
     assert float(re.findall(r"test accuracy: ([\d.]+)%", line)[0]) == 93.38
+
+
+def paired_answers(both: int, only_a: int, only_b: int, neither: int):
+    """Labels and two models' answers with the given counts of right/wrong pairs (all dogs)."""
+    labels = np.ones(both + only_a + only_b + neither, int)
+    a = np.r_[np.ones(both + only_a, int), np.zeros(only_b + neither, int)]
+    b = np.r_[np.ones(both, int), np.zeros(only_a, int), np.ones(only_b, int),
+              np.zeros(neither, int)]
+    return labels, a, b
+
+
+def two_sided_binomial_p(b: int, c: int) -> float:
+    """The exact two-sided p of b successes in b + c fair coin flips, counted by hand."""
+    n = b + c
+    return min(1.0, 2 * sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2**n)
+
+
+@pytest.mark.parametrize(("only_a", "only_b", "p"), [(18, 15, 0.728), (20, 2, 0.00012),
+                                                     (15, 18, 0.728), (5, 5, 1.0)])
+def test_mcnemar_counts_the_changed_answers_and_gives_the_exact_p(only_a, only_b, p):
+    labels, a, b = paired_answers(2000, only_a, only_b, 100)
+    assert mcnemar_exact(labels, a, b) == pytest.approx(
+        (only_a, only_b, two_sided_binomial_p(only_a, only_b)))
+    assert mcnemar_exact(labels, a, b)[2] == pytest.approx(p, abs=5e-4)
+    assert mcnemar_exact(labels, b, a)[:2] == (only_b, only_a)
+    assert (mcnemar_exact(labels, a, b)[2] < 0.05) == (only_a == 20)
+
+
+def test_mcnemar_without_changed_answers_and_with_unpaired_answers():
+    labels, a, _ = paired_answers(30, 0, 0, 5)
+    assert mcnemar_exact(labels, a, a) == (0, 0, 1.0)
+    with pytest.raises(ValueError, match="one length"):
+        mcnemar_exact(labels, a, a[:-1])
+    with pytest.raises(ValueError, match="1-D"):
+        mcnemar_exact(labels[None], a[None], a[None])
 
 
 def test_a_calibrated_model_has_an_ece_near_zero():

@@ -1,5 +1,6 @@
 """helpers.plots: figures sized for GitHub (DPI, width, text size), photos saved in full colour
-and charts with a palette, and the architecture diagram drawn to the model's shapes."""
+and charts with a palette, the ROC curve's enlarged corner, one colour per class, and the
+architecture diagram drawn to the model's shapes."""
 
 import os
 
@@ -12,6 +13,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.colors import to_rgb
 from matplotlib.text import Text
 from PIL import Image
 
@@ -94,6 +96,35 @@ def test_a_photo_figure_over_the_size_limit_keeps_fewer_levels_not_a_palette(tmp
         assert image.mode == "RGB"
         pixels = np.asarray(image)
     assert np.all((pixels % 2 == 0) | (pixels == 255))  # 7 bits per channel: even levels
+
+
+def test_roc_enlarges_the_top_left_corner_with_its_legend_off_the_curves_at_10_pt():
+    fig = plots.roc_plot([0, 0.05, 0.3, 1], [0, 0.9, 0.98, 1], 0.95, at_half=(0.05, 0.9))
+    whole, corner = fig.axes
+    assert whole.get_xlim() == (0, 1) and whole.get_ylim()[0] == 0
+    assert corner.get_xlim() == pytest.approx((0, 0.2))
+    assert corner.get_ylim() == pytest.approx((0.8, 1), abs=0.005)
+    marked = [line for line in corner.get_lines() if line.get_label() == "threshold 0.5"]
+    assert marked[0].get_xydata().tolist() == [[0.05, 0.9]]
+    fig.canvas.draw()
+    assert len(fig.legends) == 1 and not any(ax.get_legend() for ax in fig.axes)
+    legend = fig.legends[0].get_window_extent()
+    assert not any(legend.overlaps(ax.get_window_extent()) for ax in fig.axes)
+    small = [t.get_text() for t in fig.findobj(Text)
+             if t.get_text().strip() and t.get_fontsize() < 10]
+    assert not small, small
+    matplotlib.pyplot.close(fig)
+
+
+def test_both_classes_have_their_one_colour():
+    assert set(plots.CLASS_COLORS) == {"cat", "dog"}
+    assert len({to_rgb(color) for color in plots.CLASS_COLORS.values()}) == 2
+    labels = np.array([0, 1, 1, 0])
+    fig = plots.embedding_scatter({"PCA": np.eye(4)[:, :2]}, labels, labels < 0, ["cat", "dog"])
+    cats, dogs = fig.axes[0].collections[:2]
+    assert to_rgb(cats.get_facecolor()[0]) == to_rgb(plots.CLASS_COLORS["cat"])
+    assert to_rgb(dogs.get_facecolor()[0]) == to_rgb(plots.CLASS_COLORS["dog"])
+    matplotlib.pyplot.close(fig)
 
 
 def front_faces(fig) -> dict[str, tuple[float, float]]:
