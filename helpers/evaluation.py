@@ -17,7 +17,7 @@ from helpers.data import check_split, list_images, load_image, load_split
 from helpers.files import shown
 from helpers.photos import CLASS_NAMES, first_photos, link_photos
 from helpers.runs import MONITOR, RunError, read_history
-from helpers.training import train
+from helpers.training import load_best_model, train
 from helpers.workspace import Run
 
 
@@ -156,7 +156,7 @@ def saved_or_demo_model(run: Run, epochs: int = 4, per_class: int = 200) -> tupl
         top = max(rows, key=lambda row: row[MONITOR]) if rows else None
         numbers = (f" (best epoch {top['epoch']}, validation accuracy {top[MONITOR]:.2%})"
                    if top else "")
-        return keras.saving.load_model(best), f"Using the saved model {shown(best)}{numbers}"
+        return load_best_model(run.model_dir), f"Using the saved model {shown(best)}{numbers}"
     check_split(run.processed)
     photos = (first_photos(run.processed / "train", per_class)
               + first_photos(run.processed / "val", max(1, per_class // 4)))
@@ -170,6 +170,6 @@ def saved_or_demo_model(run: Run, epochs: int = 4, per_class: int = 200) -> tupl
         summary = train(config, demo_photos, demo_dir, verbose=0, restart=True)
     what = (f"compact AlexNet, {summary['epochs']} epochs, {2 * per_class:,} photos, "
             f"validation accuracy {summary['val_accuracy']:.2%}")
-    return (keras.saving.load_model(demo_dir / "best.keras"),
+    return (load_best_model(demo_dir),
             f"No trained model in this work folder: using a demo model ({what}), saved as "
             f"{shown(demo_dir / 'best.keras')} — its numbers are not the reference run's")

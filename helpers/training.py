@@ -4,6 +4,8 @@ the training command and the demo model. The run folder they write is runs.py's.
 
 import os
 import time
+import warnings
+from dataclasses import fields
 from pathlib import Path
 
 import keras
@@ -20,6 +22,7 @@ from helpers.runs import (
     epochs_done,
     open_run,
     read_history,
+    read_json,
     split_id,
     summary,
 )
@@ -47,6 +50,23 @@ def build_model(config: TrainConfig, steps: int, seed: int | None = None) -> ker
     model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(config, steps)),
                   loss=head_loss(config.classes, None, config.label_smoothing),
                   metrics=["accuracy"])
+    return model
+
+
+def load_best_model(run_dir: str | Path) -> keras.Model:
+    """The run's best model, built again from config.json with best.keras's weights: unlike
+    load_model, which reads the layer settings the saving Keras wrote, it loads in any Keras 3."""
+    run_dir = Path(run_dir)
+    settings = read_json(run_dir / "config.json")
+    if not isinstance(settings, dict):
+        raise RunError(f"{shown(run_dir / 'config.json')} is missing: best.keras is loaded into "
+                       "the model its settings build, so copy config.json along with it")
+    names = {field.name for field in fields(TrainConfig)}
+    config = TrainConfig(**{key: value for key, value in settings.items() if key in names})
+    model = build_model(config, steps=1)  # the schedule's length matters only to more training
+    with warnings.catch_warnings():  # the optimizer's state, needed only to train on, is skipped
+        warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+        model.load_weights(run_dir / "best.keras")
     return model
 
 

@@ -16,7 +16,7 @@ from helpers import workspace
 from helpers.config import DATA_DIR, PROFILE, PROFILES, SEED, get_profile
 from helpers.files import project_root, shown
 from helpers.workspace import work_folders
-from tools.links import REPOSITORY, colab_badge, colab_url, repository_url
+from tools.links import RELEASE, REPOSITORY, colab_badge, colab_url, install_url
 from tools.sync_links import sync_links
 
 
@@ -51,6 +51,10 @@ def test_links_check_passes_on_the_repository():
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "error:" not in result.stderr
+    for notebook in sorted((ROOT / "notebooks").glob("0*.ipynb")):  # each pins the release
+        cells = json.loads(notebook.read_text())["cells"]
+        assert f"%pip install -q --no-deps {install_url()}\n" in "".join(
+            "".join(cell["source"]) for cell in cells), notebook.name
 
 
 OLD = "someone-else/old-name"
@@ -63,7 +67,7 @@ def write_stale_project(root: Path) -> tuple[Path, Path]:
     (root / "notebooks").mkdir(parents=True)
     readme = root / "README.md"
     readme.write_text(f"# Title\n\n{OLD_BADGE}\n\nInstall: `pip install git+https://github.com/"
-                      f"{OLD}`\n\nUnrelated: https://github.com/{OLD}/issues\n")
+                      f"{OLD}@v0.0.1`\n\nUnrelated: https://github.com/{OLD}/issues\n")
     notebook = root / "notebooks" / "x.ipynb"
     notebook.write_text(json.dumps({
         "cells": [
@@ -88,7 +92,7 @@ def test_sync_links_rewrites_badges_and_install_cells(tmp_path):
     assert sync_links(root=tmp_path) == [readme, notebook]
     text = readme.read_text()
     assert colab_badge("x.ipynb") in text
-    assert f"git+{repository_url()}`" in text
+    assert f"`pip install {install_url()}`" in text  # the old release replaced too
     assert f"https://github.com/{OLD}/issues" in text  # other links are left alone
     assert f"github/{OLD}" not in text and f"git+https://github.com/{OLD}" not in text
 
@@ -96,7 +100,7 @@ def test_sync_links_rewrites_badges_and_install_cells(tmp_path):
     assert "".join(cells[0]["source"]) == f"{colab_badge('x.ipynb')}\nIntro\n"
     assert colab_url("x.ipynb").startswith(f"https://colab.research.google.com/github/{REPOSITORY}/")
     assert "".join(cells[1]["source"]) == (
-        f"import sys\n%pip install -q --no-deps git+https://github.com/{REPOSITORY}\n")
+        f"import sys\n%pip install -q --no-deps git+https://github.com/{REPOSITORY}@{RELEASE}\n")
     assert cells[2]["source"] == ["x = 1\n"]
 
     assert sync_links(root=tmp_path, check=True) == []  # now in line

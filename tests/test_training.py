@@ -30,7 +30,7 @@ from helpers.evaluation import saved_or_demo_model
 from helpers.files import Busy, shown
 from helpers.prepare import prepare
 from helpers.runs import MONITOR, RunError, epochs_done, open_run, read_history, split_id
-from helpers.training import callbacks, learning_rate_schedule, train
+from helpers.training import callbacks, learning_rate_schedule, load_best_model, train
 from helpers.workspace import Run
 
 # 99 is about the smallest size AlexNet's valid 11x11/4 conv1 and three 3/2 poolings accept.
@@ -160,7 +160,7 @@ def test_history_records_the_scheduled_learning_rate(straight, processed):
 def test_best_model_reloads_and_predicts_like_the_best_epoch(straight, processed):
     _, run_dir, summary, log = straight
     images, labels = raw_split(processed, "val")
-    model = keras.saving.load_model(run_dir / "best.keras")
+    model = load_best_model(run_dir)
     assert model.name == "alexnet_compact"
     assert held_epoch(model, log) == summary["best_epoch"]
     accuracy = float(np.mean((model.predict(images, verbose=0)[:, 0] > 0.5) == (labels == 1)))
@@ -602,12 +602,19 @@ def test_saved_or_demo_model(tmp_path, monkeypatch):
     np.testing.assert_array_equal(model.predict(probe, verbose=0), again.predict(probe, verbose=0))
 
     run.model_dir.mkdir(parents=True)
-    shutil.copy(run.models / "demo" / "best.keras", run.model_dir / "best.keras")
+    for name in ("best.keras", "config.json"):
+        shutil.copy(run.models / "demo" / name, run.model_dir / name)
     rows = [{"epoch": 1, MONITOR: 0.8}, {"epoch": 2, MONITOR: 0.9324}, {"epoch": 3, MONITOR: 0.9}]
     (run.model_dir / "history.json").write_text(json.dumps(rows))
     _, about = saved_or_demo_model(run)
     assert about == ("Using the saved model work/models/alexnet_compact/best.keras (best epoch "
                      "2, validation accuracy 93.24%)")
+
+
+def test_a_best_model_without_its_config_is_refused(tmp_path):
+    (tmp_path / "best.keras").write_bytes(b"")
+    with pytest.raises(RunError, match="config.json is missing: best.keras is loaded into"):
+        load_best_model(tmp_path)
 
 
 # ------------------------------------------------------------------ schedule and monitor

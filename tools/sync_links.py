@@ -1,5 +1,6 @@
 """Rewrite the Colab badges and install cells of the notebooks and README from tools/links.py,
-so that moving the repository is a one-line change there plus `make links`.
+so that moving the repository, or a new version in pyproject.toml, is one change plus
+`make links`.
 
     python -m tools.sync_links [--check]
 """
@@ -10,17 +11,17 @@ import sys
 from pathlib import Path
 
 from helpers.files import project_root
-from tools.links import colab_badge, repository_url
+from tools.links import colab_badge, install_url
 
 BADGE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\(https://colab\.research\.google\.com/github/"
                    r"[^)]*/notebooks/(?P<notebook>[\w.-]+\.ipynb)\)")
-INSTALL = re.compile(r"git\+https://github\.com/[\w.-]+/[\w.-]+")
+INSTALL = re.compile(r"git\+https://github\.com/[\w.-]+/[\w.-]+(?:@[\w.+-]+)?")  # @release
 
 
 def rewrite(text: str) -> str:
     """`text` with every Colab badge and pip install address pointing at links.py's values."""
     text = BADGE.sub(lambda m: colab_badge(m["notebook"]), text)
-    return INSTALL.sub(f"git+{repository_url()}", text)
+    return INSTALL.sub(install_url(), text)
 
 
 def _rewrite_notebook(path: Path) -> bool:
