@@ -6,12 +6,14 @@ import keras
 import numpy as np
 from matplotlib import colormaps
 from PIL import Image
+from scipy import ndimage
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from sklearn.neighbors import NearestNeighbors
 
 FEATURES = "fc7_relu"  # the second 4096-unit dense layer, after its ReLU: what the head reads
 LAST_CONV = "conv5_relu"  # the last convolution's activations: where Grad-CAM looks
+OPPONENT = -0.5  # colour correlation below it: opponent (two random 11x11 planes: 0 ± 0.09)
 
 
 def conv_activation_names(model: keras.Model) -> list[str]:
@@ -43,16 +45,26 @@ def conv_filters(model: keras.Model, layer: str = "conv1") -> np.ndarray:
     return (filters - low) / np.where(span > 0, span, 1)
 
 
-def filter_statistics(filters: np.ndarray) -> dict[str, np.ndarray]:
-    """Per filter: smoothness (correlation of neighbouring weights: ~0 for noise, ~1 for blobs and
-    edges) and greyness (mean correlation of its R, G and B planes: 1 = a grey filter)."""
-    def corr(a, b):
-        return np.corrcoef(a.ravel(), b.ravel())[0, 1]
+def _correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of a[i] with b[i] for each i, flattened; 0 where either is constant."""
+    a, b = (x.reshape(len(x), -1) for x in (a, b))
+    a, b = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True)
+    scale = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    return np.divide((a * b).sum(axis=1), scale, out=np.zeros(len(a)), where=scale > 0)
 
-    smooth = [np.mean([corr(f[:, :-1], f[:, 1:]), corr(f[:-1], f[1:])]) for f in filters]
-    grey = [np.mean([corr(f[..., i], f[..., j]) for i, j in ((0, 1), (0, 2), (1, 2))])
-            for f in filters]
-    return {"smoothness": np.nan_to_num(smooth), "greyness": np.nan_to_num(grey)}
+
+def smoothness(filters: np.ndarray) -> np.ndarray:
+    """Per filter (count, k, k, 3): the correlation of neighbouring weights, ~0 for random
+    weights, towards 1 for blobs, gradients and broad edges."""
+    return (_correlations(filters[:, :, :-1], filters[:, :, 1:])
+            + _correlations(filters[:, :-1], filters[:, 1:])) / 2
+
+
+def colour_correlation(filters: np.ndarray) -> np.ndarray:
+    """Per filter (count, k, k, 3): the lowest Pearson correlation between two of its colour
+    planes. ~1: a grey filter; ~0: random weights; below OPPONENT: colour-opponent (R against G)."""
+    pairs = ((0, 1), (0, 2), (1, 2))
+    return np.min([_correlations(filters[..., i], filters[..., j]) for i, j in pairs], axis=0)
 
 
 def layer_outputs(model: keras.Model, images: np.ndarray, names: list[str],
@@ -63,9 +75,25 @@ def layer_outputs(model: keras.Model, images: np.ndarray, names: list[str],
     return {name: np.asarray(outputs[name], "float32") for name in names}
 
 
-def strongest_channels(activation: np.ndarray, count: int = 8) -> np.ndarray:
-    """The `count` channels of an activation (h, w, c) with the largest mean, strongest first."""
-    return np.argsort(-activation.mean(axis=(0, 1)), kind="stable")[:count]
+def spatial_contrast(activation: np.ndarray, top: float = 0.1) -> np.ndarray:
+    """Per channel of maps (..., h, w, c), after a 3x3 mean that evens out speckle: the share of a
+    map's sum in its `top` share of places; `top` if flat, 1 for a lone spot, 0 if all zero."""
+    blurred = ndimage.uniform_filter(np.asarray(activation, "float64"),
+                                     size=(1,) * (activation.ndim - 3) + (3, 3, 1))
+    flat = blurred.reshape(*activation.shape[:-3], -1, activation.shape[-1])
+    k = max(1, round(top * flat.shape[-2]))
+    total = flat.sum(axis=-2)
+    peak = np.sort(flat, axis=-2)[..., -k:, :].sum(axis=-2)
+    return np.divide(peak, total, out=np.zeros_like(total), where=total > 0)
+
+
+def localised_channels(activation: np.ndarray, count: int = 4, top: float = 0.1) -> np.ndarray:
+    """Of the channels of an activation (h, w, c) that fire strongly (peak at least the median
+    channel's, and not flat), the `count` with the highest spatial contrast, highest first."""
+    peaks = activation.max(axis=(0, 1))
+    strong = np.flatnonzero((peaks >= np.median(peaks)) & (peaks > activation.min(axis=(0, 1))))
+    contrast = spatial_contrast(activation, top)
+    return strong[np.argsort(-contrast[strong], kind="stable")][:count]
 
 
 def grad_cam(model: keras.Model, images: np.ndarray, classes=None,
@@ -118,10 +146,34 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndar
     return np.uint8(np.round((1 - alpha) * image + alpha * coloured))
 
 
-def pca_2d(features: np.ndarray) -> tuple[np.ndarray, float]:
-    """The features on their first two principal components, and the variance share kept."""
+def centre_share(heat: np.ndarray, border: float = 0.25) -> tuple[np.ndarray, float]:
+    """Per heat map (photos, h, w): the share of its heat in the centre, the map less a `border`
+    of its height and width on each side; and the share of the area that centre covers."""
+    height, width = heat.shape[1:]
+    rows, cols = round(border * height), round(border * width)
+    centre = np.zeros((height, width), bool)
+    centre[rows:height - rows, cols:width - cols] = True
+    total = heat.sum(axis=(1, 2), dtype="float64")
+    inside = heat[:, centre].sum(axis=1, dtype="float64")
+    return np.divide(inside, total, out=np.zeros_like(total), where=total > 0), float(centre.mean())
+
+
+def pca_2d(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The features on their first two principal components, and the variance share of each."""
     pca = PCA(n_components=2, random_state=0)
-    return pca.fit_transform(features), float(pca.explained_variance_ratio_.sum())
+    return pca.fit_transform(features), pca.explained_variance_ratio_
+
+
+def class_separation(features: np.ndarray, labels: np.ndarray) -> float:
+    """How far apart the means of classes 0 and 1 are, in within-class standard deviations along
+    the line through them (d': 0 for one cloud; Gaussian clouds at 4: 2% past the midpoint)."""
+    features, labels = np.asarray(features, "float64"), np.asarray(labels)
+    means = [features[labels == c].mean(axis=0) for c in (0, 1)]
+    gap = np.linalg.norm(means[1] - means[0])
+    if gap == 0:
+        return 0.0
+    along = features @ ((means[1] - means[0]) / gap)
+    return float(gap / np.sqrt(np.mean([along[labels == c].var() for c in (0, 1)])))
 
 
 def tsne_2d(features: np.ndarray, seed: int = 42) -> np.ndarray:

@@ -245,21 +245,28 @@ def filter_grid(filters, title: str = "conv1 filters", ncols: int = 16):
     return laid_out(fig, title, pad=0.3, h_pad=0.2, w_pad=0.2)
 
 
-def feature_map_grid(photo, maps: dict, channels: dict, title: str = "Feature maps"):
-    """The photo, then a row per layer of its activation's `channels[layer]`, each scaled alone."""
+def feature_map_grid(photo, maps: dict, channels: dict, title: str = "Feature maps",
+                     scores: dict | None = None):
+    """The photo, then a row per layer of its activation's `channels[layer]`, each scaled alone;
+    `scores[layer][channel]`, when given, is printed above its map."""
     ncols = max(len(c) for c in channels.values())
-    fig = plt.figure(figsize=(WIDTH, 1.05 * len(maps) + 0.6))
-    grid = fig.add_gridspec(len(maps), ncols + 2, width_ratios=[2.2, 0.15] + [1] * ncols)
-    photo_ax = fig.add_subplot(grid[:, 0], title="the photo")
+    cell = WIDTH / (ncols + 1.5)  # the photo's column is 1.5 maps wide
+    fig = plt.figure(figsize=(WIDTH, (cell + 0.1) * len(maps) + 0.4), layout="constrained")
+    grid = fig.add_gridspec(len(maps), ncols + 1, width_ratios=[1.5] + [1] * ncols)
+    photo_ax = fig.add_subplot(grid[:, 0], anchor="N")
     photo_ax.imshow(photo)
+    photo_ax.set_title("the photo", fontsize=10)
     photo_ax.axis("off")
     for row, (name, activation) in enumerate(maps.items()):
         for col, channel in enumerate(channels[name]):
-            ax = fig.add_subplot(grid[row, col + 2], xticks=[], yticks=[])
+            ax = fig.add_subplot(grid[row, col + 1], xticks=[], yticks=[])
             ax.imshow(activation[..., channel], cmap="viridis")
+            score = f": {scores[name][channel]:.2f}" if scores is not None else ""
+            ax.set_title(f"channel {channel}{score}", fontsize=10)
             if col == 0:
-                ax.set_ylabel(f"{name}\n" + "×".join(map(str, activation.shape)), fontsize=9)
-    return laid_out(fig, title, pad=0.4, h_pad=0.3, w_pad=0.2)
+                ax.set_ylabel(f"{name}\n" + "×".join(map(str, activation.shape)), fontsize=10)
+    fig.suptitle(title)
+    return fig
 
 
 def embedding_scatter(points: dict, labels, wrong, class_names, title: str = "fc7 features"):

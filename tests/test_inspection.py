@@ -1,5 +1,6 @@
-"""helpers.inspection: filters, feature maps, Grad-CAM on models whose answer is known, the
-heat-map overlay, and the 2-D maps and neighbours of features."""
+"""helpers.inspection: filters and their colour opponency, feature maps ranked by spatial
+contrast, Grad-CAM on models whose answer is known, the heat-map overlay and its centre share,
+and the 2-D maps, class separation and neighbours of features."""
 
 import os
 
@@ -13,16 +14,21 @@ from helpers.alexnet import build_alexnet
 from helpers.inspection import (
     FEATURES,
     LAST_CONV,
+    OPPONENT,
+    centre_share,
+    class_separation,
+    colour_correlation,
     conv_activation_names,
     conv_filters,
-    filter_statistics,
     grad_cam,
     layer_outputs,
+    localised_channels,
     neighbour_share,
     overlay,
     pca_2d,
     receptive_field,
-    strongest_channels,
+    smoothness,
+    spatial_contrast,
     tsne_2d,
 )
 
@@ -85,26 +91,60 @@ def test_filters_are_the_kernels_stretched_to_0_1_per_filter(small_alexnet):
         conv_filters(small_alexnet, "conv2")
 
 
-def test_filter_statistics_tell_smooth_from_noise_and_grey_from_colour():
+def test_smoothness_tells_blobs_and_edges_from_noise():
     ramp = np.add.outer(np.arange(11.0), np.arange(11.0))[..., None].repeat(3, axis=-1)
     noise = np.random.default_rng(0).random((11, 11, 3))
-    colour = ramp.copy()
-    colour[..., 2] = -ramp[..., 2]  # blue runs the other way
-    stats = filter_statistics(np.stack([ramp, noise, colour]))
-    assert stats["smoothness"][0] > 0.9 and abs(stats["smoothness"][1]) < 0.3
-    assert stats["greyness"][0] == pytest.approx(1) and stats["greyness"][2] < 0
+    assert smoothness(ramp[None])[0] > 0.9 and abs(smoothness(noise[None])[0]) < 0.3
 
 
-def test_layer_outputs_and_the_strongest_channels(small_alexnet):
+def test_colour_correlation_finds_opponent_filters_and_not_random_or_grey_ones():
+    glorot = keras.initializers.GlorotUniform(seed=0)((11, 11, 3, 96))
+    random_filters = np.moveaxis(keras.ops.convert_to_numpy(glorot), -1, 0)
+    assert np.sum(colour_correlation(random_filters) < OPPONENT) <= 1  # chance alone: ~0 of 96
+    pattern = np.random.default_rng(1).normal(size=(4, 11, 11))
+    grey = np.stack([pattern] * 3, axis=-1)
+    red_green = np.stack([pattern, -pattern, np.zeros_like(pattern)], axis=-1)
+    blue_yellow = np.stack([pattern, pattern, -pattern], axis=-1)
+    assert np.allclose(colour_correlation(grey), 1)
+    assert (colour_correlation(red_green) < OPPONENT).all()
+    assert np.allclose(colour_correlation(blue_yellow), -1)
+    # conv_filters' 0-1 stretch is one scale and shift for all colours: it changes nothing
+    assert np.allclose(colour_correlation((blue_yellow + 5) / 10), -1)
+
+
+def test_layer_outputs_give_every_conv_map(small_alexnet):
     names = conv_activation_names(small_alexnet)
     assert names == [f"conv{i}_relu" for i in range(1, 6)]
     images = np.full((2, 67, 67, 3), 128, "uint8")
     outputs = layer_outputs(small_alexnet, images, [*names, FEATURES])
     assert outputs["conv1_relu"].shape == (2, 15, 15, 24)
     assert outputs[FEATURES].shape == (2, 1024) and (outputs[FEATURES] >= 0).all()
-    activation = np.zeros((4, 4, 5))
-    activation[..., 3], activation[..., 1] = 2.0, 1.0
-    assert strongest_channels(activation, 2).tolist() == [3, 1]
+
+
+def test_spatial_contrast_ranks_a_blob_above_noise_and_weak_or_flat_maps_are_left_out():
+    rng = np.random.default_rng(0)
+    rows, cols = np.mgrid[:13, :13]
+    blob = 3.0 * np.exp(-((rows - 4) ** 2 + (cols - 8) ** 2) / (2 * 1.2**2))
+    spot = np.zeros((13, 13))
+    spot[6, 6] = 0.1
+    maps = np.stack([np.ones((13, 13)),                         # 0: flat
+                     2 * rng.random((13, 13)),                  # 1: uniform noise
+                     blob + 0.2 * rng.random((13, 13)),         # 2: one bright blob, faint noise
+                     np.zeros((13, 13)),                        # 3: dead
+                     np.maximum(rng.normal(size=(13, 13)), 0),  # 4: rectified noise
+                     spot,                                      # 5: one weak spot
+                     ], axis=-1)
+    contrast = spatial_contrast(maps)
+    assert contrast[3] == 0 and contrast[0] == pytest.approx(17 / 169)  # top 10%: 17 places
+    assert contrast[5] == pytest.approx(1) and contrast[2] > 0.4
+    assert 0.3 > contrast[4] > contrast[1] > contrast[0]  # noise: hardly more than flat
+    # the weak spot (below the median peak), the flat and the dead map are left out
+    assert localised_channels(maps, count=6).tolist() == [2, 4, 1]
+    assert localised_channels(maps, count=1).tolist() == [2]
+    strong_but_flat = np.stack([np.full((13, 13), 5.0), blob, 2 * blob], axis=-1)
+    assert localised_channels(strong_but_flat).tolist() == [2]
+    both = spatial_contrast(np.stack([maps, maps[..., ::-1]]))  # one row per photo
+    assert np.allclose(both, [contrast, contrast[::-1]])
 
 
 def test_receptive_fields_grow_through_the_layers_as_in_the_paper():
@@ -130,14 +170,37 @@ def test_pca_and_tsne_keep_two_clusters_apart():
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1], 30)
     features = rng.normal(size=(60, 20)) + labels[:, None] * 8.0
-    points, share = pca_2d(features)
-    assert points.shape == (60, 2) and share > 0.5
+    points, shares = pca_2d(features)
+    assert points.shape == (60, 2) and shares.sum() > 0.5 and shares[0] >= shares[1]
     assert ((points[:, 0] > points[:, 0].mean()) == (labels == labels[np.argmax(points[:, 0])])
             ).all()
     mapped = tsne_2d(features, seed=0)
     assert mapped.shape == (60, 2)
     nearest = np.argsort(((mapped[:, None] - mapped[None]) ** 2).sum(-1), axis=1)[:, 1]
     assert (labels[nearest] == labels).all()
+
+
+def test_class_separation_measures_the_gap_in_within_class_spreads():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 1000)
+    features = rng.normal(size=(2000, 20))
+    assert class_separation(features, labels) < 0.5  # one cloud: only sampling noise
+    features[:, 3] += 4.0 * labels
+    assert class_separation(features, labels) == pytest.approx(4.0, abs=0.3)
+    # a direction with ten times the spread, alike in both classes, does not count
+    features[:, 7] = np.tile(10 * rng.normal(size=1000), 2)
+    assert class_separation(features, labels) == pytest.approx(4.0, abs=0.3)
+
+
+def test_centre_share_is_the_heat_inside_the_centre_and_its_area():
+    heat = np.zeros((3, 8, 8))
+    heat[0] = 1.0  # spread evenly
+    heat[1, 3:5, 3:5] = 1.0  # in the middle
+    heat[2, 0, :] = 1.0  # along the top edge
+    shares, area = centre_share(heat)
+    assert area == pytest.approx(16 / 64)  # a 2-cell border on each side of 8 leaves 4 x 4
+    assert shares.tolist() == pytest.approx([area, 1.0, 0.0])
+    assert centre_share(np.zeros((1, 8, 8)))[0].tolist() == [0.0]
 
 
 def test_neighbour_share_counts_the_nearest_other_photos():
