@@ -140,6 +140,13 @@ def images_per_second(batches, limit: int | None = None) -> float:
     return seen / (time.perf_counter() - start)
 
 
+def median_images_per_second(make_batches, repeats: int = 5, warmup: int = 1) -> float:
+    """Median images/s of `repeats` passes over make_batches(), after `warmup` untimed passes."""
+    for _ in range(warmup):
+        images_per_second(make_batches())
+    return float(np.median([images_per_second(make_batches()) for _ in range(repeats)]))
+
+
 def steps_per_epoch(count: int, batch_size: int) -> int:
     """Batches in one pass over `count` photos (the last one may be short)."""
     return math.ceil(count / batch_size)

@@ -76,6 +76,61 @@ def image_grid(images, titles, ncols: int = 6, title: str = "", size: float = 1.
     return fig
 
 
+def busiest_region(image, side: float) -> tuple[float, float]:
+    """(top, left), as fractions of the height and width, of the region `side` of each wide
+    where `image` changes most from pixel to pixel: where resizing methods differ most."""
+    gray = np.asarray(image, dtype="float32").mean(axis=-1)
+    edges = np.abs(np.diff(gray, axis=0))[:, 1:] + np.abs(np.diff(gray, axis=1))[1:]
+    height, width = edges.shape
+    starts = np.linspace(0, 1 - side, 17)
+    detail = {(top, left): edges[round(top * height):round((top + side) * height),
+                                 round(left * width):round((left + side) * width)].mean()
+              for top in starts for left in starts}
+    return max(detail, key=detail.get)
+
+
+def zoomed_comparison(images, titles, title: str = "", side: float = 0.12):
+    """Versions of one photo side by side, and below each the same small region magnified with
+    nearest-neighbour display, one block per pixel: the first photo's busiest region."""
+    top, left = busiest_region(images[0], side)
+    panel = WIDTH / len(images)
+    fig, axes = plt.subplots(2, len(images), figsize=(WIDTH, 2 * panel + 1.0), squeeze=False,
+                             layout="constrained")
+    for image, name, whole, zoom in zip(images, titles, *axes, strict=True):
+        image = np.asarray(image)
+        height, width = image.shape[:2]
+        rows = slice(round(top * height), round((top + side) * height))
+        cols = slice(round(left * width), round((left + side) * width))
+        whole.imshow(image)
+        whole.add_patch(plt.Rectangle((cols.start - 0.5, rows.start - 0.5), cols.stop - cols.start,
+                                      rows.stop - rows.start, fill=False, edgecolor="yellow",
+                                      linewidth=1.5))
+        whole.set_title(f"{name}\n{width}×{height}", fontsize=10)
+        zoom.imshow(image[rows, cols], interpolation="nearest")
+        zoom.set_title(f"{cols.stop - cols.start}×{rows.stop - rows.start} px, magnified",
+                       fontsize=10)
+        for ax in (whole, zoom):
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(title)
+    return fig
+
+
+def throughput_chart(speeds, title: str = "Input pipeline throughput", colors=None):
+    """Photos per second ({name: speed}, drawn top to bottom) as horizontal bars on a log
+    scale, each labelled with its value."""
+    names, values = list(dict(speeds)), [float(speed) for speed in dict(speeds).values()]
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.6 * len(values) + 1.4))
+    bars = ax.barh(names, values, color=colors or sns.color_palette(n_colors=len(values)))
+    ax.bar_label(bars, [f"{value:,.0f} photos/s" for value in values], padding=5, fontsize=10)
+    ax.set_xscale("log")
+    ax.set_xlim(10 ** np.floor(np.log10(min(values) / 2)), max(values) * 8)  # room for labels
+    ax.invert_yaxis()
+    ax.tick_params(axis="both", which="both", labelsize=10)
+    ax.set_xlabel("photos per second (log scale; higher is better)", fontsize=10)
+    return laid_out(fig, title)
+
+
 def learning_curves(history, best_epoch: int, title: str = "Learning curves"):
     """Accuracy, loss and learning rate per epoch (history indexed by epoch), best epoch marked."""
     fig, (acc, loss, lr) = plt.subplots(1, 3, figsize=(WIDTH, 3.4))

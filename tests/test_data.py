@@ -19,6 +19,7 @@ from helpers.data import (
     list_images,
     load_image,
     load_split,
+    median_images_per_second,
     naive_batches,
     steps_per_epoch,
 )
@@ -230,6 +231,14 @@ def test_images_per_second_counts_and_stops_at_the_limit():
     consumed.clear()
     assert images_per_second(batches()) > 0
     assert len(consumed) == 10
+
+
+def test_median_images_per_second_leaves_out_the_warm_up_and_takes_the_median(monkeypatch):
+    rates = iter([1000.0, 5.0, 1.0, 3.0])  # the warm-up pass first: fastest, and not counted
+    made = []
+    monkeypatch.setattr(data_module, "images_per_second", lambda batches: next(rates))
+    assert median_images_per_second(lambda: made.append(1), repeats=3) == 3.0
+    assert len(made) == 4  # a fresh set of batches for every pass
 
 
 def test_augmentation_changes_training_batches_only(processed):

@@ -169,3 +169,40 @@ def test_filter_and_feature_map_grids_show_every_filter_and_map(tmp_path):
     assert sum(len(ax.get_images()) for ax in fig.axes) == 1 + 2 * 3
     assert Image.open(plots.save(fig, tmp_path, "maps")).mode == "RGB"
     matplotlib.pyplot.close("all")
+
+
+def test_throughput_chart_labels_every_bar_on_a_log_scale_in_text_of_10_pt(tmp_path):
+    speeds = pd.Series({"naive Python loop": 518.4, "pipeline, first epoch": 3203.0,
+                        "pipeline, cached epochs": 54235.0})  # as notebook 02 passes them
+    fig = plots.throughput_chart(speeds)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(speeds.index)
+    texts = [t for t in fig.findobj(Text) if t.get_text().strip()]
+    assert not [t.get_text() for t in texts if t.get_fontsize() < 10]
+    values = [t for t in texts if t.get_text().endswith("photos/s")]
+    assert [t.get_text() for t in values] == ["518 photos/s", "3,203 photos/s", "54,235 photos/s"]
+    renderer = fig.canvas.get_renderer()
+    inside = ax.get_window_extent(renderer)
+    assert all(t.get_window_extent(renderer).x1 <= inside.x1 for t in values)
+    with Image.open(plots.save(fig, tmp_path, "throughput")) as image:
+        assert image.width <= plots.WIDTH * plots.DPI + 40
+    matplotlib.pyplot.close(fig)
+
+
+def test_zoomed_comparison_magnifies_the_same_busy_region_of_every_version(tmp_path):
+    photo = np.full((100, 100, 3), 128, np.uint8)
+    photo[60:72, 20:32] = np.indices((12, 12)).sum(axis=0)[..., None] % 2 * 255  # a checkerboard
+    twice = np.repeat(np.repeat(photo, 2, axis=0), 2, axis=1)
+    fig = plots.zoomed_comparison([photo, twice], ["original", "twice the size"], side=0.12)
+    wholes, zooms = fig.axes[:2], fig.axes[2:]
+    assert all(len(ax.patches) == 1 for ax in wholes)  # the region, outlined
+    crops = [ax.get_images()[0] for ax in zooms]
+    assert all(crop.get_interpolation() == "nearest" for crop in crops)
+    for crop, scale in zip(crops, (1, 2), strict=True):
+        pixels = np.asarray(crop.get_array())
+        assert abs(pixels.shape[0] - 12 * scale) <= 1 and abs(pixels.shape[1] - 12 * scale) <= 1
+        assert np.isin(pixels, (0, 255)).mean() > 0.7  # the checkerboard, not the flat grey
+    with Image.open(plots.save(fig, tmp_path, "zoom")) as image:
+        assert image.mode == "RGB" and image.width <= plots.WIDTH * plots.DPI + 40
+    matplotlib.pyplot.close(fig)
