@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 COLAB_VENV := .venv-colab
-PROFILE ?= quick
+PROFILE ?= auto
 DATA_DIR ?= data/raw
 SEED ?= 42
 NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb))
@@ -40,13 +40,15 @@ test: lint colab-env
 test-fast: lint
 	$(VENV)/bin/pytest -m "not slow"
 
-# After moving the repository (tools/links.py): rewrite the Colab badges and install cells.
+# After moving the repository or raising the version (tools/links.py): rewrite the Colab
+# badges and the install cells, which pin the release tag v<version>.
 links: setup
 	$(PY) -m tools.sync_links
 
-# Execute every notebook in order (PROFILE=quick|full, DATA_DIR, SEED). Outputs go to
-# build/<PROFILE>/ (the executed notebooks in build/<PROFILE>/notebooks/); the committed
-# notebooks, figures/ and results/ are left alone.
+# Execute every notebook in order (PROFILE=auto|quick|full, where auto is full on a GPU and
+# quick otherwise; DATA_DIR, SEED). The executed notebooks go to build/<PROFILE>/notebooks/, the
+# model, figures and metrics to build/quick/ or build/full/; the committed notebooks, figures/
+# and results/ are left alone.
 run: setup
 	$(PY) -m tools.notebooks build/$(PROFILE)/notebooks PROFILE=$(PROFILE) \
 	  DATA_DIR="$(abspath $(DATA_DIR))" SEED=$(SEED) VERBOSE=2 -- $(NOTEBOOKS)

@@ -70,7 +70,13 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _summary(args: argparse.Namespace) -> None:
-    work, _ = work_folders(args.profile, args.work_dir)
+    if args.profile == "auto":
+        load_keras()  # to look for a GPU
+    try:
+        profile = get_profile(args.profile).name
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    work, _ = work_folders(profile, args.work_dir)
     path = work / "results" / "metrics.json"
     metrics_file = shown(path)
     if not path.exists():
@@ -81,7 +87,7 @@ def _summary(args: argparse.Namespace) -> None:
         sys.exit(f"error: {metrics_file} is not a metrics file notebook 04 wrote ({error})")
     if not isinstance(metrics, dict):
         sys.exit(f"error: {metrics_file} is not a metrics file notebook 04 wrote")
-    print(f"Run summary ({args.profile} profile, {metrics_file}):")
+    print(f"Run summary ({profile} profile, {metrics_file}):")
     for key, value in sorted(metrics.items()):
         text = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
         print(f"  {key:>24}: {text}")
@@ -112,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     p = commands.add_parser("train", help="train (or resume) a run on a prepared split")
     p.add_argument("--data", required=True, help="the prepared split: train/ and val/ folders")
     p.add_argument("--run-dir", required=True, help="the run folder: model, history, resume state")
-    p.add_argument("--profile", default=PROFILE, help=f"quick or full (default: {PROFILE}): "
+    p.add_argument("--profile", default=PROFILE, help=f"auto, quick or full (default: {PROFILE}): "
                    "the settings notebook 04 uses, changed by the options below")
     p.add_argument("--variant", help="original, bn or compact")
     p.add_argument("--epochs", type=int)
@@ -131,7 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(run=_params)
 
     p = commands.add_parser("summary", help="print the metrics of the last run of a profile")
-    p.add_argument("--profile", default=PROFILE, help=f"quick or full (default: {PROFILE})")
+    p.add_argument("--profile", default=PROFILE,
+                   help=f"auto, quick or full (default: {PROFILE}; auto: full on a GPU)")
     p.add_argument("--work-dir", default="", help="the WORK_DIR the notebooks were run with")
     p.set_defaults(run=_summary)
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 DATA_DIR = "data/raw"  # where the photos are looked for, and downloaded when missing
 SEED = 42
-PROFILE = "quick"  # what a notebook or command runs when not told otherwise
+PROFILE = "auto"  # what a notebook or command runs when not told otherwise: see get_profile
 # The input size Keras tutorials give the 2012 layout (the paper says 224; 227 makes the
 # arithmetic of conv1 work out): the default wherever the series sizes a photo.
 INPUT_SIZE = 227
@@ -66,8 +66,14 @@ PROFILES = {
 
 
 def get_profile(name: str) -> Profile:
-    """The profile called `name`, with a clear error for a typo."""
+    """The profile called `name`, with a clear error for a typo; "auto" is the full run where
+    a GPU is found and the quick one otherwise."""
+    if name == "auto":
+        from helpers.environment import gpus
+
+        name = "full" if gpus() else "quick"
     try:
         return PROFILES[name]
     except KeyError:
-        raise ValueError(f"unknown PROFILE {name!r}; choose one of {sorted(PROFILES)}") from None
+        choices = ["auto", *sorted(PROFILES)]
+        raise ValueError(f"unknown PROFILE {name!r}; choose one of {choices}") from None

@@ -100,15 +100,15 @@ def start(profile: str = PROFILE, data_dir: str | Path | None = DATA_DIR, seed: 
         source = download(dest=from_root(data_dir),
                           keep_archive=work / "archive" if work != local else None)
     run = Run(chosen, work, local, source, seed)
-    photos = ""  # the split's size, when made or checked here
     if source is not None and prepare_split:
-        from helpers.prepare import counts_line, prepare
+        from helpers.prepare import prepare
 
-        summary = prepare(source, run.processed, seed=seed,
-                          per_class_limit=chosen.per_class_limit, verbose=False)
-        photos = counts_line({split: sum(n.values()) for split, n in summary["counts"].items()})
-        photos += "; "
-    print(f"profile {chosen.name}: {photos}work folder: {shown(work)}"
+        prepare(source, run.processed, seed=seed, per_class_limit=chosen.per_class_limit,
+                verbose=False)
+    why = {"full": "a GPU was found", "quick": "no GPU, so the short run"}[chosen.name]
+    named = chosen.name + (f' (PROFILE = "auto": {why})' if profile == "auto" else "")
+    where = "the repository's root" if work == project_root() else shown(work)
+    print(describe(run, profile=named) + f"\nwork folder: {where}"
           + ("" if work == local else f", split on local disk {shown(local)}"))
     if is_colab() and not str(work).startswith(str(DRIVE_MOUNT)):
         print("Not on Drive: the model and results go when this Colab runtime is recycled "
@@ -150,17 +150,27 @@ def run_record(run: Run) -> tuple[list[dict], dict, dict, str]:
     return history, metrics, settings, label
 
 
-def print_run_metadata(run: Run) -> None:
-    """The closing cell of every notebook: when, on what, which versions, how long, what photos."""
+def describe(run: Run, **first: str) -> str:
+    """Lines naming what made a notebook's outputs: `first` (label: text), the profile, the
+    photos, the hardware and the versions."""
     report = device_report()
-    counts = {split: sum(c.values()) for split, c in run.split_counts().items()
-              if run.source is not None}
-    photos = ", ".join(f"{n:,} {split}" for split, n in counts.items()) or "none used"
+    photos = "none used"
+    if run.source is not None:
+        counts = {split: sum(c.values()) for split, c in run.split_counts().items()}
+        found = {name: sum(1 for _ in (run.source / name).iterdir()) for name in ("Cat", "Dog")}
+        photos = (", ".join(f"{n:,} {split}" for split, n in counts.items()) if counts else
+                  f"{sum(found.values()):,} files in {shown(run.source)} "
+                  f"({found['Cat']:,} Cat, {found['Dog']:,} Dog)")
     versions = ", ".join(f"{name} {report[name]}" for name in ("python", "keras", "tensorflow")
                          if name in report)
-    print(f"date:      {datetime.now(UTC).replace(microsecond=0).isoformat()}\n"
-          f"hardware:  {describe_hardware(report)}\n"
-          f"versions:  {versions} (backend {report['keras_backend']})\n"
-          f"profile:   {run.profile.name}, seed {run.seed}\n"
-          f"photos:    {photos}\n"
-          f"wall time: {time.time() - run.started:,.0f} s for this notebook")
+    profile = first.pop("profile", run.profile.name)
+    lines = {**first, "profile": f"{profile}, seed {run.seed}", "photos": photos,
+             "hardware": f"{describe_hardware(report)}, {report['precision']}",
+             "versions": f"{versions} (backend {report['keras_backend']})"}
+    return "\n".join(f"{label + ':':<10} {text}" for label, text in lines.items())
+
+
+def print_run_metadata(run: Run) -> None:
+    """The closing cell of every notebook: when, on what, which versions, how long, what photos."""
+    print(describe(run, date=datetime.now(UTC).replace(microsecond=0).isoformat())
+          + f"\nwall time: {time.time() - run.started:,.0f} s for this notebook")

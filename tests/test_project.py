@@ -159,6 +159,22 @@ def test_without_drive_colab_says_what_is_lost(tmp_path, monkeypatch, capsys):
     assert "go when this Colab runtime is recycled" in capsys.readouterr().out
 
 
+def test_the_first_output_names_the_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(fake_checkout(tmp_path / "checkout"))
+    photos = tmp_path / "PetImages"
+    for name, count in (("Cat", 3), ("Dog", 2)):
+        (photos / name).mkdir(parents=True)
+        for i in range(count):
+            (photos / name / f"{i}.jpg").write_bytes(b"")
+    run = workspace.start("auto", data_dir=photos, prepare_split=False)
+    lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    assert lines["profile"].split()[0] == run.profile.name
+    assert '(PROFILE = "auto": ' in lines["profile"]
+    assert "5 files in " in lines["photos"] and "(3 Cat, 2 Dog)" in lines["photos"]
+    assert lines["hardware"].strip().startswith(("CPU only (", "1 GPU(s)"))
+    assert "keras " in lines["versions"]
+
+
 def test_run_record_falls_back_on_the_reference_run(tmp_path, monkeypatch):
     monkeypatch.chdir(fake_checkout(tmp_path / "checkout"))
     run = workspace.start("full", data_dir=None)
@@ -240,6 +256,9 @@ def test_get_profile_and_unknown_profiles():
     assert get_profile("full").per_class_limit is None
     assert get_profile("quick").train.variant == "compact"
     assert get_profile("full").train.epochs == 11
+    from helpers.environment import gpus
+
+    assert get_profile("auto") is PROFILES["full" if gpus() else "quick"]
     with pytest.raises(ValueError) as error:
         get_profile("nope")
     message = str(error.value)

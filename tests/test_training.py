@@ -553,7 +553,7 @@ def test_train_command_errors_are_one_line(petimages, tmp_path, monkeypatch):
                                "val/, each with cat/ and dog/): make the split with `python -m "
                                "helpers prepare`",
         ("--data", "PetImages", "--profile", "slow"): "error: unknown PROFILE 'slow'; choose one "
-                                                      "of ['full', 'quick']",
+                                                      "of ['auto', 'full', 'quick']",
     }
     for arguments, expected in cases.items():
         with pytest.raises(SystemExit) as exit_:
