@@ -83,6 +83,14 @@ RECIPES = {
     "less-dropout": Recipe("less dropout: none after the convolutions (0.1 before), 0.3 after "
                            "fc6 and fc7 (0.5 before)", {"conv_dropout": 0.0,
                                                         "dense_dropout": 0.3}),
+    "no-rotation": Recipe("no random rotation (flip, zoom and shift stay): one image transform "
+                          "fewer per step", {"rotation": 0.0}),
+    "flip-shift": Recipe("a flip and a shift only, no rotation or zoom: the cheapest step",
+                         {"rotation": 0.0, "zoom": 0.0}),
+    "hour-at-180": Recipe("the full profile's recipe at the photos' own 180 px, without label "
+                          "smoothing and rotation, trained for as many epochs as fit the hour",
+                          {"image_size": 180, "label_smoothing": 0.0, "rotation": 0.0,
+                           "conv_dropout": 0.0, "dense_dropout": 0.3}),
 }
 # What every recipe starts from, given the full profile's config: the variant's dropout rates,
 # as when the pilots began (the full profile has since taken less-dropout's).
