@@ -1,5 +1,6 @@
 """All the benchmarks in one run on the same photos: input pipeline, precision, step time,
-time per layer, peak memory (and, with --time-to-accuracy, time to accuracy). Prints one table
+time per layer, peak memory, the demo model (from a PetImages folder) and, with
+--time-to-accuracy, time to accuracy. Prints one table
 and, last, one JSON object with every key; --json-out also writes it to a file (`make bench`
 uses results/benchmarks.json).
 
@@ -9,7 +10,7 @@ uses results/benchmarks.json).
 
 import argparse
 
-from benchmarks import layer_time, memory, pipeline, precision, step_time
+from benchmarks import demo_model, layer_time, memory, pipeline, precision, step_time
 from benchmarks.common import (
     add_config_args,
     add_data_args,
@@ -19,6 +20,7 @@ from benchmarks.common import (
     report,
 )
 from helpers.files import shown
+from helpers.photos import find_photos
 from helpers.workspace import from_root
 
 
@@ -40,7 +42,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="memory: fill the training cache, then train only this many steps "
                              "(default: one whole epoch)")
     parser.add_argument("--skip", nargs="*", default=[], choices=(
-        "pipeline", "precision", "step_time", "layer_time", "memory"))
+        "pipeline", "precision", "step_time", "layer_time", "memory", "demo_model"))
     parser.add_argument("--time-to-accuracy", action="store_true",
                         help="also train to the target accuracy (hours on a CPU)")
     parser.add_argument("--time-limit", type=float, default=None,
@@ -75,6 +77,10 @@ def main(argv: list[str] | None = None) -> dict:
         found = memory.run(processed, work_dir, config, args.memory_steps)
         result.update(found)
         rows += memory.rows(found)
+    if "demo_model" not in args.skip and find_photos(from_root(args.data_dir)) is not None:
+        found = demo_model.run(args.data_dir, args.seed)
+        result.update(found)
+        rows += demo_model.rows(found)
     if args.time_to_accuracy:
         from benchmarks import time_to_accuracy as tta
 

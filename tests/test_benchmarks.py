@@ -459,3 +459,10 @@ def test_layer_time_times_every_layer_beside_its_multiply_accumulates(capsys):
     macs = {row["layer"]: row["macs"] for row in layers}
     assert macs["conv1"] > 0 and macs["fc7"] > 0 and macs["conv1_relu"] == 0
     assert "all layers alone" in printed and "of the MACs" in printed
+
+
+def test_demo_model_benchmark_needs_the_photos_not_a_split(processed):
+    from benchmarks import demo_model
+
+    with pytest.raises(ValueError, match="PetImages folder"):
+        demo_model.run(processed)
