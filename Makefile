@@ -54,11 +54,12 @@ run: setup
 	  DATA_DIR="$(abspath $(DATA_DIR))" SEED=$(SEED) VERBOSE=2 -- $(NOTEBOOKS)
 	$(PY) -m helpers summary --profile $(PROFILE)
 
-# The reference run: the full profile, written into notebooks/, figures/ and results/ (the
-# work folder is the repository root; the model goes to models/, which git ignores).
-publish: setup
-	$(PY) -m tools.notebooks notebooks PROFILE=full DATA_DIR="$(abspath $(DATA_DIR))" \
-	  WORK_DIR="$(CURDIR)" SEED=$(SEED) VERBOSE=2 -- $(NOTEBOOKS)
+# The reference run: the full profile on Colab's versions (.venv-colab, with the helpers of
+# this checkout), written into notebooks/, figures/ and results/ (the work folder is the
+# repository root; the model goes to models/, which git ignores).
+publish: setup colab-env
+	PYTHONPATH="$(CURDIR)" $(COLAB_VENV)/bin/python -m tools.notebooks notebooks PROFILE=full \
+	  DATA_DIR="$(abspath $(DATA_DIR))" WORK_DIR="$(CURDIR)" SEED=$(SEED) VERBOSE=2 -- $(NOTEBOOKS)
 	cp models/alexnet_bn/history.json models/alexnet_bn/config.json results/
 	$(PY) -m helpers summary --profile full --work-dir .
 

@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> dict:
         found = memory.run(processed, work_dir, config, args.memory_steps)
         result.update(found)
         rows += memory.rows(found)
-    if "demo_model" not in args.skip and find_photos(from_root(args.data_dir)) is not None:
-        found = demo_model.run(args.data_dir, args.seed)
+    if "demo_model" not in args.skip and (photos := find_photos(from_root(args.data_dir))):
+        found = demo_model.run(photos, args.seed)
         result.update(found)
         rows += demo_model.rows(found)
     if args.time_to_accuracy:

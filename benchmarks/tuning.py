@@ -93,8 +93,10 @@ RECIPES = {
                            "conv_dropout": 0.0, "dense_dropout": 0.3}),
 }
 # What every recipe starts from, given the full profile's config: the variant's dropout rates,
-# as when the pilots began (the full profile has since taken less-dropout's).
-PILOT_BASE = {"conv_dropout": None, "dense_dropout": None}
+# label smoothing and rotation, as when the pilots began (the full profile has since taken
+# less-dropout's and hour-at-180's settings).
+PILOT_BASE = {"conv_dropout": None, "dense_dropout": None, "label_smoothing": 0.05,
+              "rotation": 0.05}
 PILOT_RECIPES = ("baseline", "bn-momentum-0.99", "baseline-seed43", "adamw", "sgd", "ema")
 
 

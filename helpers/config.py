@@ -55,13 +55,18 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile("quick", 150, TrainConfig(variant="compact", epochs=2, batch_size=32,
-                                               warmup_epochs=0.5)),
-    # Less dropout than the variant's: the winner on validation in results/tuning.json; the
-    # number of epochs is what fits an hour on a 2-core BF16 CPU (docs/performance.md).
-    "full": Profile("full", None, TrainConfig(variant="bn", epochs=11, batch_size=64,
-                                              warmup_epochs=1.0, conv_dropout=0.0,
-                                              dense_dropout=0.3)),
+    # The demo recipe: a compact AlexNet at 112 px with flips and shifts only, on 4,000
+    # photos per class: what trains in minutes on a 2-core CPU (benchmarks/demo_model.py).
+    "quick": Profile("quick", 5000, TrainConfig(variant="compact", epochs=12, batch_size=64,
+                                                learning_rate=3e-3, warmup_epochs=0.5,
+                                                rotation=0.0, zoom=0.0, image_size=112)),
+    # The best recipe on validation in results/tuning.json: the photos' own 180 px, less
+    # dropout, no label smoothing or rotation, as many epochs as fit an hour on a 2-core BF16
+    # CPU (docs/performance.md).
+    "full": Profile("full", None, TrainConfig(variant="bn", epochs=18, batch_size=64,
+                                              warmup_epochs=1.0, label_smoothing=0.0,
+                                              conv_dropout=0.0, dense_dropout=0.3,
+                                              rotation=0.0, image_size=180)),
 }
 
 

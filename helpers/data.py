@@ -109,16 +109,14 @@ def augmentation(flip: bool = True, rotation: float = 0.05, zoom: float = 0.1,
                  translation: float = 0.1, seed: int | None = None) -> keras.Sequential:
     """Random flip / rotation / zoom / translation, active only while training. Rotation is a
     fraction of a full turn (0.05 = +-18 degrees); zoom and translation fractions of the size."""
-    layers = []
-    if flip:
-        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    layers = [keras.layers.RandomFlip("horizontal", seed=seed)] if flip else []
+    reflect = {"fill_mode": "reflect", "seed": seed}  # edges mirrored, not filled with black
     if rotation:
-        layers.append(keras.layers.RandomRotation(rotation, fill_mode="reflect", seed=seed))
+        layers.append(keras.layers.RandomRotation(rotation, **reflect))
     if zoom:
-        layers.append(keras.layers.RandomZoom(zoom, fill_mode="reflect", seed=seed))
+        layers.append(keras.layers.RandomZoom(zoom, **reflect))
     if translation:
-        layers.append(keras.layers.RandomTranslation(translation, translation,
-                                                     fill_mode="reflect", seed=seed))
+        layers.append(keras.layers.RandomTranslation(translation, translation, **reflect))
     return keras.Sequential(layers, name="augmentation")
 
 

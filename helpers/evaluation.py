@@ -12,7 +12,7 @@ import pandas as pd
 from scipy.stats import binomtest
 from sklearn.metrics import confusion_matrix
 
-from helpers.config import INPUT_SIZE
+from helpers.config import INPUT_SIZE, PROFILES
 from helpers.data import check_split, list_images, load_image, load_split
 from helpers.files import shown
 from helpers.photos import CLASS_NAMES, first_photos, link_photos
@@ -147,29 +147,28 @@ def predict_file(model: keras.Model, path: str | Path) -> dict:
             "confidence": p_dog if label == "dog" else 1 - p_dog}
 
 
-def saved_or_demo_model(run: Run, epochs: int = 4, per_class: int = 200) -> tuple[keras.Model, str]:
-    """This run's best model when notebook 04 or `train` saved one, else a small demo model trained
-    here on part of the split (kept for next time); with a line saying which."""
+def saved_or_demo_model(run: Run) -> tuple[keras.Model, str]:
+    """This run's best model when notebook 04 or `train` saved one, else a demo model trained
+    here with the quick profile's recipe (kept for next time); with a line saying which."""
     best = run.model_dir / "best.keras"
     if best.exists():
-        rows = read_history(run.model_dir)
-        top = max(rows, key=lambda row: row[MONITOR]) if rows else None
+        top = max(read_history(run.model_dir), key=lambda row: row[MONITOR], default=None)
         numbers = (f" (best epoch {top['epoch']}, validation accuracy {top[MONITOR]:.2%})"
                    if top else "")
         return load_best_model(run.model_dir), f"Using the saved model {shown(best)}{numbers}"
     check_split(run.processed)
-    photos = (first_photos(run.processed / "train", per_class)
-              + first_photos(run.processed / "val", max(1, per_class // 4)))
-    demo_photos = link_photos(photos, run.processed, run.local / "data" / f"demo-{per_class}")
-    config = replace(run.profile.train, variant="compact", epochs=epochs, batch_size=32,
-                     warmup_epochs=0.5, seed=run.seed)
-    demo_dir = run.models / "demo"
+    quick = PROFILES["quick"]
+    limit = round(quick.per_class_limit * 0.8)  # the quick split's training photos per class
+    photos = (first_photos(run.processed / "train", limit)
+              + first_photos(run.processed / "val", limit // 8))
+    demo_photos = link_photos(photos, run.processed, run.local / "data" / f"demo-{limit}")
+    config, demo_dir = replace(quick.train, seed=run.seed), run.models / "demo"
     try:
         summary = train(config, demo_photos, demo_dir, verbose=0)
     except RunError:  # a demo from other settings, or damaged: keep it aside, train anew
         summary = train(config, demo_photos, demo_dir, verbose=0, restart=True)
-    what = (f"compact AlexNet, {summary['epochs']} epochs, {2 * per_class:,} photos, "
-            f"validation accuracy {summary['val_accuracy']:.2%}")
+    what = (f"compact AlexNet, {summary['epochs']} epochs, {len(photos):,} photos, validation "
+            f"accuracy {summary['val_accuracy']:.2%}")
     return (load_best_model(demo_dir),
             f"No trained model in this work folder: using a demo model ({what}), saved as "
             f"{shown(demo_dir / 'best.keras')} — its numbers are not the reference run's")

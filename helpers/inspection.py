@@ -7,8 +7,6 @@ import numpy as np
 from matplotlib import colormaps
 from PIL import Image
 from scipy import ndimage
-from sklearn.decomposition import PCA
-from sklearn.manifold import TSNE
 from sklearn.neighbors import NearestNeighbors
 
 FEATURES = "fc7_relu"  # the second 4096-unit dense layer, after its ReLU: what the head reads
@@ -158,12 +156,6 @@ def centre_share(heat: np.ndarray, border: float = 0.25) -> tuple[np.ndarray, fl
     return np.divide(inside, total, out=np.zeros_like(total), where=total > 0), float(centre.mean())
 
 
-def pca_2d(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The features on their first two principal components, and the variance share of each."""
-    pca = PCA(n_components=2, random_state=0)
-    return pca.fit_transform(features), pca.explained_variance_ratio_
-
-
 def class_separation(features: np.ndarray, labels: np.ndarray) -> float:
     """How far apart the means of classes 0 and 1 are, in within-class standard deviations along
     the line through them (d': 0 for one cloud; Gaussian clouds at 4: 2% past the midpoint)."""
@@ -174,13 +166,6 @@ def class_separation(features: np.ndarray, labels: np.ndarray) -> float:
         return 0.0
     along = features @ ((means[1] - means[0]) / gap)
     return float(gap / np.sqrt(np.mean([along[labels == c].var() for c in (0, 1)])))
-
-
-def tsne_2d(features: np.ndarray, seed: int = 42) -> np.ndarray:
-    """A t-SNE map of the features (after PCA to 50 dimensions, the usual speed-up)."""
-    reduced = PCA(n_components=min(50, *features.shape), random_state=seed).fit_transform(features)
-    return TSNE(n_components=2, perplexity=min(30.0, (len(features) - 1) / 3), init="pca",
-                random_state=seed).fit_transform(reduced)
 
 
 def neighbour_share(features: np.ndarray, labels: np.ndarray, which: np.ndarray,

@@ -154,13 +154,9 @@ def describe(run: Run, **first: str) -> str:
     """Lines naming what made a notebook's outputs: `first` (label: text), the profile, the
     photos, the hardware and the versions."""
     report = device_report()
-    photos = "none used"
-    if run.source is not None:
-        counts = {split: sum(c.values()) for split, c in run.split_counts().items()}
-        found = {name: sum(1 for _ in (run.source / name).iterdir()) for name in ("Cat", "Dog")}
-        photos = (", ".join(f"{n:,} {split}" for split, n in counts.items()) if counts else
-                  f"{sum(found.values()):,} files in {shown(run.source)} "
-                  f"({found['Cat']:,} Cat, {found['Dog']:,} Dog)")
+    counts = {split: sum(c.values()) for split, c in run.split_counts().items()}
+    photos = ", ".join(f"{n:,} {split}" for split, n in counts.items()) or (
+        "PetImages, not split yet" if run.source else "none used")
     versions = ", ".join(f"{name} {report[name]}" for name in ("python", "keras", "tensorflow")
                          if name in report)
     profile = first.pop("profile", run.profile.name)

@@ -34,6 +34,7 @@ from benchmarks.common import (
     prepared_split,
 )
 from helpers.config import get_profile
+from helpers.photos import find_photos
 from helpers.prepare import prepare
 from helpers.training import build_model
 
@@ -465,4 +466,4 @@ def test_demo_model_benchmark_needs_the_photos_not_a_split(processed):
     from benchmarks import demo_model
 
     with pytest.raises(ValueError, match="PetImages folder"):
-        demo_model.run(processed)
+        demo_model.run(find_photos(processed))

@@ -25,11 +25,9 @@ from helpers.inspection import (
     localised_channels,
     neighbour_share,
     overlay,
-    pca_2d,
     receptive_field,
     smoothness,
     spatial_contrast,
-    tsne_2d,
 )
 
 
@@ -164,20 +162,6 @@ def test_overlay_blends_the_jet_colour_of_the_heat_over_the_photo():
     assert blended.shape == photo.shape and blended.dtype == np.uint8
     assert blended[0, 0].tolist() == [0, 0, 128]  # jet's "nothing": dark blue
     assert overlay(photo, np.ones((5, 5)), alpha=1.0)[0, 0].tolist() == [128, 0, 0]  # dark red
-
-
-def test_pca_and_tsne_keep_two_clusters_apart():
-    rng = np.random.default_rng(0)
-    labels = np.repeat([0, 1], 30)
-    features = rng.normal(size=(60, 20)) + labels[:, None] * 8.0
-    points, shares = pca_2d(features)
-    assert points.shape == (60, 2) and shares.sum() > 0.5 and shares[0] >= shares[1]
-    assert ((points[:, 0] > points[:, 0].mean()) == (labels == labels[np.argmax(points[:, 0])])
-            ).all()
-    mapped = tsne_2d(features, seed=0)
-    assert mapped.shape == (60, 2)
-    nearest = np.argsort(((mapped[:, None] - mapped[None]) ** 2).sum(-1), axis=1)[:, 1]
-    assert (labels[nearest] == labels).all()
 
 
 def test_class_separation_measures_the_gap_in_within_class_spreads():

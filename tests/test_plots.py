@@ -1,6 +1,6 @@
 """helpers.plots: figures sized for GitHub (DPI, width, text size), photos saved in full colour
-and charts with a palette, the ROC curve's enlarged corner, one colour per class, and the
-architecture diagram drawn to the model's shapes."""
+and charts with a palette, one colour per class, and the architecture diagram drawn to the
+model's shapes."""
 
 import os
 
@@ -19,7 +19,6 @@ from PIL import Image
 
 from helpers import plots
 from helpers.alexnet import build_alexnet
-from helpers.evaluation import precision_recall_by_threshold, reliability_bins
 
 
 def smooth_photos(count: int, size: int = 64) -> np.ndarray:
@@ -36,19 +35,12 @@ def smooth_photos(count: int, size: int = 64) -> np.ndarray:
 
 def chart_figures():
     """One figure from each chart helper, on small made-up data."""
-    rng = np.random.default_rng(0)
-    labels, p_dog = rng.integers(0, 2, 200), rng.random(200)
     history = pd.DataFrame({"accuracy": [0.6, 0.7], "val_accuracy": [0.55, 0.65],
                             "loss": [0.7, 0.6], "val_loss": [0.72, 0.66],
                             "learning_rate": [1e-3, 5e-4]}, index=[1, 2])
     return {
         "learning_curves": plots.learning_curves(history, 2),
         "confusion": plots.confusion_heatmaps(np.array([[90, 10], [20, 80]]), ["cat", "dog"]),
-        "roc": plots.roc_plot([0, 0.2, 1], [0, 0.8, 1], 0.8),
-        "reliability": plots.reliability_diagram(reliability_bins(labels, p_dog), 0.1),
-        "threshold": plots.threshold_plot(precision_recall_by_threshold(labels, p_dog)),
-        "embedding": plots.embedding_scatter({"PCA": rng.normal(size=(200, 2))}, labels,
-                                             labels != (p_dog > 0.5), ["cat", "dog"]),
     }
 
 
@@ -80,7 +72,7 @@ def test_photo_grids_are_full_colour_and_charts_use_a_palette(tmp_path):
         assert image.mode == "RGB"
         assert len(image.getcolors(maxcolors=1 << 24)) > 256  # a palette would band these
     assert (tmp_path / "grid.png").stat().st_size <= plots.MAX_PNG_BYTES
-    chart = chart_figures()["roc"]
+    chart = chart_figures()["confusion"]
     with Image.open(plots.save(chart, tmp_path, "chart")) as image:
         assert image.mode == "P"
 
@@ -98,33 +90,9 @@ def test_a_photo_figure_over_the_size_limit_keeps_fewer_levels_not_a_palette(tmp
     assert np.all((pixels % 2 == 0) | (pixels == 255))  # 7 bits per channel: even levels
 
 
-def test_roc_enlarges_the_top_left_corner_with_its_legend_off_the_curves_at_10_pt():
-    fig = plots.roc_plot([0, 0.05, 0.3, 1], [0, 0.9, 0.98, 1], 0.95, at_half=(0.05, 0.9))
-    whole, corner = fig.axes
-    assert whole.get_xlim() == (0, 1) and whole.get_ylim()[0] == 0
-    assert corner.get_xlim() == pytest.approx((0, 0.2))
-    assert corner.get_ylim() == pytest.approx((0.8, 1), abs=0.005)
-    marked = [line for line in corner.get_lines() if line.get_label() == "threshold 0.5"]
-    assert marked[0].get_xydata().tolist() == [[0.05, 0.9]]
-    fig.canvas.draw()
-    assert len(fig.legends) == 1 and not any(ax.get_legend() for ax in fig.axes)
-    legend = fig.legends[0].get_window_extent()
-    assert not any(legend.overlaps(ax.get_window_extent()) for ax in fig.axes)
-    small = [t.get_text() for t in fig.findobj(Text)
-             if t.get_text().strip() and t.get_fontsize() < 10]
-    assert not small, small
-    matplotlib.pyplot.close(fig)
-
-
 def test_both_classes_have_their_one_colour():
     assert set(plots.CLASS_COLORS) == {"cat", "dog"}
     assert len({to_rgb(color) for color in plots.CLASS_COLORS.values()}) == 2
-    labels = np.array([0, 1, 1, 0])
-    fig = plots.embedding_scatter({"PCA": np.eye(4)[:, :2]}, labels, labels < 0, ["cat", "dog"])
-    cats, dogs = fig.axes[0].collections[:2]
-    assert to_rgb(cats.get_facecolor()[0]) == to_rgb(plots.CLASS_COLORS["cat"])
-    assert to_rgb(dogs.get_facecolor()[0]) == to_rgb(plots.CLASS_COLORS["dog"])
-    matplotlib.pyplot.close(fig)
 
 
 def front_faces(fig) -> dict[str, tuple[float, float]]:
@@ -157,52 +125,3 @@ def test_architecture_boxes_scale_with_the_tensor_shapes():
     assert small["conv1"][1] == pytest.approx(faces["conv1"][1])
     assert small["fc6"][1] == pytest.approx(faces["fc6"][1] / 4)  # 1,024 units, not 4,096
     matplotlib.pyplot.close("all")
-
-
-def test_filter_and_feature_map_grids_show_every_filter_and_map(tmp_path):
-    filters = np.random.default_rng(0).random((20, 11, 11, 3))
-    fig = plots.filter_grid(filters, ncols=8)
-    assert sum(len(ax.get_images()) for ax in fig.axes) == 20
-    assert Image.open(plots.save(fig, tmp_path, "filters")).mode == "RGB"  # saved as a photo
-    maps = {"conv1_relu": np.ones((15, 15, 24)), "conv2_relu": np.ones((7, 7, 64))}
-    fig = plots.feature_map_grid(smooth_photos(1)[0], maps, {name: [0, 1, 2] for name in maps})
-    assert sum(len(ax.get_images()) for ax in fig.axes) == 1 + 2 * 3
-    assert Image.open(plots.save(fig, tmp_path, "maps")).mode == "RGB"
-    matplotlib.pyplot.close("all")
-
-
-def test_throughput_chart_labels_every_bar_on_a_log_scale_in_text_of_10_pt(tmp_path):
-    speeds = pd.Series({"naive Python loop": 518.4, "pipeline, first epoch": 3203.0,
-                        "pipeline, cached epochs": 54235.0})  # as notebook 02 passes them
-    fig = plots.throughput_chart(speeds)
-    ax = fig.axes[0]
-    assert ax.get_xscale() == "log"
-    assert [t.get_text() for t in ax.get_yticklabels()] == list(speeds.index)
-    texts = [t for t in fig.findobj(Text) if t.get_text().strip()]
-    assert not [t.get_text() for t in texts if t.get_fontsize() < 10]
-    values = [t for t in texts if t.get_text().endswith("photos/s")]
-    assert [t.get_text() for t in values] == ["518 photos/s", "3,203 photos/s", "54,235 photos/s"]
-    renderer = fig.canvas.get_renderer()
-    inside = ax.get_window_extent(renderer)
-    assert all(t.get_window_extent(renderer).x1 <= inside.x1 for t in values)
-    with Image.open(plots.save(fig, tmp_path, "throughput")) as image:
-        assert image.width <= plots.WIDTH * plots.DPI + 40
-    matplotlib.pyplot.close(fig)
-
-
-def test_zoomed_comparison_magnifies_the_same_busy_region_of_every_version(tmp_path):
-    photo = np.full((100, 100, 3), 128, np.uint8)
-    photo[60:72, 20:32] = np.indices((12, 12)).sum(axis=0)[..., None] % 2 * 255  # a checkerboard
-    twice = np.repeat(np.repeat(photo, 2, axis=0), 2, axis=1)
-    fig = plots.zoomed_comparison([photo, twice], ["original", "twice the size"], side=0.12)
-    wholes, zooms = fig.axes[:2], fig.axes[2:]
-    assert all(len(ax.patches) == 1 for ax in wholes)  # the region, outlined
-    crops = [ax.get_images()[0] for ax in zooms]
-    assert all(crop.get_interpolation() == "nearest" for crop in crops)
-    for crop, scale in zip(crops, (1, 2), strict=True):
-        pixels = np.asarray(crop.get_array())
-        assert abs(pixels.shape[0] - 12 * scale) <= 1 and abs(pixels.shape[1] - 12 * scale) <= 1
-        assert np.isin(pixels, (0, 255)).mean() > 0.7  # the checkerboard, not the flat grey
-    with Image.open(plots.save(fig, tmp_path, "zoom")) as image:
-        assert image.mode == "RGB" and image.width <= plots.WIDTH * plots.DPI + 40
-    matplotlib.pyplot.close(fig)

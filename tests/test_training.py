@@ -24,7 +24,7 @@ import pytest
 from conftest import ROOT, make_petimages
 
 from helpers.__main__ import main
-from helpers.config import TrainConfig, get_profile
+from helpers.config import PROFILES, Profile, TrainConfig, get_profile
 from helpers.data import list_images, load_split, steps_per_epoch
 from helpers.evaluation import saved_or_demo_model
 from helpers.files import Busy, shown
@@ -586,21 +586,25 @@ def test_summary_command_prints_paths_from_the_current_folder(tmp_path, monkeypa
 def test_saved_or_demo_model(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     work = tmp_path / "work"
-    run = Run(get_profile("quick"), work, work, None, seed=42)
+    quick = PROFILES["quick"]  # its recipe, on 10 photos per class for one epoch
+    monkeypatch.setitem(PROFILES, "quick", Profile("quick", 10, replace(quick.train, epochs=1)))
+    run = Run(get_profile("full"), work, work, None, seed=42)
     pets = make_petimages(tmp_path / "photos", per_class=20, bad_files=False)
     prepare(pets, run.processed, workers=1)
-    model, about = saved_or_demo_model(run, epochs=1, per_class=6)
+    model, about = saved_or_demo_model(run)
     assert about.startswith("No trained model in this work folder: using a demo model "
-                            "(compact AlexNet, 1 epochs, 12 photos, validation accuracy ")
+                            "(compact AlexNet, 1 epochs, 18 photos, validation accuracy ")
     assert about.endswith("), saved as work/models/demo/best.keras — its numbers are not the "
                           "reference run's")
-    assert model.name == "alexnet_compact" and model.input_shape == (None, 227, 227, 3)
+    size = quick.train.image_size
+    assert model.name == "alexnet_compact" and model.input_shape == (None, size, size, 3)
     before = files_of(run.models / "demo")
-    again, _ = saved_or_demo_model(run, epochs=1, per_class=6)
+    again, _ = saved_or_demo_model(run)
     assert files_of(run.models / "demo") == before  # reused, not trained again
-    probe = np.zeros((1, 227, 227, 3), "uint8")
+    probe = np.zeros((1, size, size, 3), "uint8")
     np.testing.assert_array_equal(model.predict(probe, verbose=0), again.predict(probe, verbose=0))
 
+    run = Run(get_profile("quick"), work, work, None, seed=42)  # as if 04 trained it
     run.model_dir.mkdir(parents=True)
     for name in ("best.keras", "config.json"):
         shutil.copy(run.models / "demo" / name, run.model_dir / name)

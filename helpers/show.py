@@ -1,1 +1,0 @@
-from helpers.plots import show_source as show_source  # where the notebooks import it from
