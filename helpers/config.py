@@ -55,8 +55,8 @@ class Profile:
 
 
 PROFILES = {
-    # The demo recipe: a compact AlexNet at 112 px with flips and shifts only, on 4,000
-    # photos per class: what trains in minutes on a 2-core CPU (benchmarks/demo_model.py).
+    # The demo recipe: a compact AlexNet at 112 px with flips and shifts only, on 5,000
+    # photos per class (4,000 to train on): minutes on a 2-core CPU (benchmarks/demo_model.py).
     "quick": Profile("quick", 5000, TrainConfig(variant="compact", epochs=12, batch_size=64,
                                                 learning_rate=3e-3, warmup_epochs=0.5,
                                                 rotation=0.0, zoom=0.0, image_size=112)),
