@@ -42,6 +42,9 @@ def tuning_summary(rows: list[dict]) -> list[str]:
     lines = []
     for scale in dict.fromkeys(trial_scale(row, pilot=True) for row in rows):
         pilot = {row["recipe"]: row for row in rows if trial_scale(row, pilot=True) == scale}
+        if "baseline" not in pilot and len({row["image_size"] for row in pilot.values()}) == 1:
+            row = next(iter(pilot.values()))  # no baseline to set it against: its own size
+            scale = trial_scale({**row, "pilot_image_size": row["image_size"]}, pilot=True)
         found = {recipe: row["val_accuracy"] for recipe, row in pilot.items()}
         base, seed = found.pop("baseline", None), found.pop("baseline-seed43", None)
         parts = [f"baseline {base:.1%}"] if base is not None else []

@@ -102,6 +102,16 @@ def describe_hardware(report: dict) -> str:
     return f"CPU only ({report['cpu']}, {report['cpu_cores']} cores{bf16})"
 
 
+def peak_memory_gb() -> float | None:
+    """This process's peak resident memory in GB; None where the system does not say (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return peak * (1 if sys.platform == "darwin" else 1024) / 1e9
+
+
 def process_alive(pid: int) -> bool:
     """Whether process `pid` exists: tells a dead run's stale lock or cache from one in use."""
     try:

@@ -16,6 +16,7 @@ from helpers.config import INPUT_SIZE, PROFILES
 from helpers.data import check_split, list_images, load_image, load_split
 from helpers.files import shown
 from helpers.photos import CLASS_NAMES, first_photos, link_photos
+from helpers.prepare import TEST_FRACTION, VAL_FRACTION
 from helpers.runs import MONITOR, RunError, read_history
 from helpers.training import load_best_model, train
 from helpers.workspace import Run
@@ -158,9 +159,11 @@ def saved_or_demo_model(run: Run) -> tuple[keras.Model, str]:
         return load_best_model(run.model_dir), f"Using the saved model {shown(best)}{numbers}"
     check_split(run.processed)
     quick = PROFILES["quick"]
-    limit = round(quick.per_class_limit * 0.8)  # the quick split's training photos per class
+    per_class = quick.per_class_limit  # as many as the quick profile's split holds, per class
+    val = round(per_class * VAL_FRACTION)
+    limit = per_class - val - round(per_class * TEST_FRACTION)
     photos = (first_photos(run.processed / "train", limit)
-              + first_photos(run.processed / "val", limit // 8))
+              + first_photos(run.processed / "val", val))
     demo_photos = link_photos(photos, run.processed, run.local / "data" / f"demo-{limit}")
     config, demo_dir = replace(quick.train, seed=run.seed), run.models / "demo"
     try:

@@ -26,6 +26,7 @@ from helpers.files import Busy, held, write_json
 from helpers.photos import CLASS_NAMES, SPLITS, class_of, find_source
 
 STAMP, MANIFEST, REJECTED = "prepare.json", "manifest.csv", "rejected.csv"
+VAL_FRACTION = TEST_FRACTION = 0.1  # of each class's photos, by default; the rest is training
 PROGRESS_FROM = 1000  # files: fewer decode in a second or two, and a bar would be noise
 MAX_SIDE, MAX_ASPECT = 65500, 20  # the longest side a JPEG holds; longest over shortest side
 TOPS = {"F": (1, 255, 65535), "I": (255, 65535)}  # the ranges deep pixels fill, narrowest first
@@ -269,8 +270,9 @@ def _update(source: Path, dest: Path, shown: Path, files: list[Entry], inputs: d
                    summary, inputs)
 
 
-def prepare(source: str | Path, dest: str | Path, seed: int = 42, val_fraction: float = 0.1,
-            test_fraction: float = 0.1, per_class_limit: int | None = None,
+def prepare(source: str | Path, dest: str | Path, seed: int = 42,
+            val_fraction: float = VAL_FRACTION, test_fraction: float = TEST_FRACTION,
+            per_class_limit: int | None = None,
             workers: int | None = None, reuse: bool = True, verbose: bool = True) -> dict:
     """Clean SOURCE into DEST/{train,val,test}/{cat,dog}/ (+ manifest, rejects); return the summary.
     A DEST still matching the same inputs is reused if `reuse`; `workers`: decoders (1: in here)."""

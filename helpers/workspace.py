@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from helpers.config import DATA_DIR, PROFILE, SEED, Profile, TrainConfig, get_profile
-from helpers.environment import describe_hardware, device_report, is_colab
+from helpers.environment import describe_hardware, device_report, is_colab, peak_memory_gb
 from helpers.files import DRIVE_MOUNT, project_root, shown, write_text
 from helpers.photos import find_photos
 
@@ -156,7 +156,7 @@ def describe(run: Run, **first: str) -> str:
     report = device_report()
     counts = {split: sum(c.values()) for split, c in run.split_counts().items()}
     photos = ", ".join(f"{n:,} {split}" for split, n in counts.items()) or (
-        "PetImages, not split yet" if run.source else "none used")
+        f"{run.source.name}, not split yet" if run.source else "none used")
     versions = ", ".join(f"{name} {report[name]}" for name in ("python", "keras", "tensorflow")
                          if name in report)
     profile = first.pop("profile", run.profile.name)
@@ -167,6 +167,9 @@ def describe(run: Run, **first: str) -> str:
 
 
 def print_run_metadata(run: Run) -> None:
-    """The closing cell of every notebook: when, on what, which versions, how long, what photos."""
+    """The closing cell of every notebook: when, on what, which versions, how long, how much
+    memory, what photos."""
+    peak = peak_memory_gb()
     print(describe(run, date=datetime.now(UTC).replace(microsecond=0).isoformat())
-          + f"\nwall time: {time.time() - run.started:,.0f} s for this notebook")
+          + f"\nwall time: {time.time() - run.started:,.0f} s for this notebook"
+          + ("" if peak is None else f"\npeak memory: {peak:.2f} GB for this notebook's kernel"))

@@ -161,7 +161,7 @@ def test_without_drive_colab_says_what_is_lost(tmp_path, monkeypatch, capsys):
 
 def test_the_first_output_names_the_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(fake_checkout(tmp_path / "checkout"))
-    photos = tmp_path / "PetImages"
+    photos = tmp_path / "my-pets"
     for name, count in (("Cat", 3), ("Dog", 2)):
         (photos / name).mkdir(parents=True)
         for i in range(count):
@@ -170,7 +170,7 @@ def test_the_first_output_names_the_run(tmp_path, monkeypatch, capsys):
     lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
     assert lines["profile"].split()[0] == run.profile.name
     assert '(PROFILE = "auto": ' in lines["profile"]
-    assert lines["photos"].strip() == "PetImages, not split yet"
+    assert lines["photos"].strip() == "my-pets, not split yet"
     assert lines["hardware"].strip().startswith(("CPU only (", "1 GPU(s)"))
     assert "keras " in lines["versions"]
 
@@ -328,3 +328,12 @@ def test_the_full_profile_is_the_best_recipe_on_validation():
     for name, value in RECIPES["hour-at-180"].overrides.items():
         assert getattr(full, name) == value, name
 
+
+
+def test_peak_memory_counts_what_the_process_touched():
+    code = ("import numpy as np; from helpers.environment import peak_memory_gb; "
+            "before = peak_memory_gb(); block = np.ones(300_000_000, dtype=np.uint8); "
+            "print(before, peak_memory_gb())")
+    before, after = map(float, subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True,
+                                              capture_output=True, text=True).stdout.split())
+    assert after > 0.3 and after - before > 0.2  # 300 MB touched: the peak rose by that much

@@ -48,6 +48,11 @@ def test_a_recipe_that_changes_the_size_is_set_against_its_own_pilots_baseline()
     assert "note" not in tuning_table(rows[:1]).columns
 
 
+def test_a_trial_without_a_baseline_is_labelled_with_its_own_size():
+    alone = {**trial("hour-at-180", 0.945, image_size=180), "pilot_image_size": 227}
+    assert tuning_summary([alone]) == ["4 epochs, 180 px, 5,000 training photos: hour-at-180 94.5%"]
+
+
 def test_trials_with_onednn_are_a_pilot_of_their_own():
     rows = [trial("baseline", 0.80), {**trial("baseline", 0.81), "onednn": True},
             {**trial("less-dropout", 0.83), "onednn": True}]
