@@ -1,7 +1,7 @@
 """Peak resident memory of full-profile training over all photos, caches included.
 
 A child Python process trains the full profile's run (config.get_profile("full").train: AlexNet
-"bn", 227 px, batch 64, automatic precision; the options change single settings) on the
+"bn", 180 px, batch 64, automatic precision; the options change single settings) on the
 prepared split as helpers.training.train does: load_split's caches (the training split's in a
 file, which the OS page cache holds, outside the process's memory; validation's in memory), the
 shuffle buffer, the model, Adam's slots, validation and the checkpoint callbacks all count. The

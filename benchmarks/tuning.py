@@ -8,7 +8,8 @@ the whole validation split. The test split is never read.
 
 Each result is one row of results/tuning.json (or --out): the recipe, what changed, the
 validation accuracy at the end of training and its 95% interval, the best epoch's, minutes,
-images/s, the CPU or GPU (and whether oneDNN was asked for), and the pilot's scale. A row
+images/s, the CPU or GPU (and whether oneDNN was asked for), the pilot's scale, and for a recipe
+that averages the weights the raw weights' last epoch too. A row
 replaces an earlier one of the same recipe, scale and hardware; the file is rewritten
 atomically after every recipe, so an interrupted tuning keeps what it finished. Notebook 05
 shows the table.
@@ -61,9 +62,11 @@ class Recipe:
     changes: str  # in words, for the table
     overrides: dict = field(default_factory=dict)
     optimizer: str = "adam"  # adam (build_model's), adamw or sgd
-    ema: bool = False
+    ema: float = 0.0  # the momentum of an average of the weights, judged at the end; 0: none
 
 
+HOUR_AT_180 = {"image_size": 180, "label_smoothing": 0.0, "rotation": 0.0, "conv_dropout": 0.0,
+               "dense_dropout": 0.3}
 RECIPES = {
     "baseline": Recipe("the recipe the pilots started from: Adam 1e-3 with warm-up + cosine, L2 "
                        "2e-4 in the layers, label smoothing 0.05, batch-norm momentum 0.9, the "
@@ -75,7 +78,7 @@ RECIPES = {
     "sgd": Recipe("SGD with Nesterov momentum 0.9, learning rate 0.02",
                   {"learning_rate": 0.02}, optimizer="sgd"),
     "ema": Recipe("Adam plus an exponential moving average of the weights (momentum 0.99), "
-                  "judged with the averaged weights", ema=True),
+                  "judged with the averaged weights", ema=0.99),
     "bn-momentum-0.99": Recipe("Keras's default batch-norm momentum, 0.99, instead of 0.9",
                                {"batch_norm_momentum": 0.99}),
     "no-smoothing": Recipe("label smoothing 0 instead of 0.05", {"label_smoothing": 0.0}),
@@ -89,8 +92,11 @@ RECIPES = {
                          {"rotation": 0.0, "zoom": 0.0}),
     "hour-at-180": Recipe("the full profile's recipe at the photos' own 180 px, without label "
                           "smoothing and rotation, trained for as many epochs as fit the hour",
-                          {"image_size": 180, "label_smoothing": 0.0, "rotation": 0.0,
-                           "conv_dropout": 0.0, "dense_dropout": 0.3}),
+                          HOUR_AT_180),
+    "hour-flip-shift-ema": Recipe("hour-at-180 with a flip and a shift only (no zoom), and an "
+                                  "average of the weights (momentum 0.999, about the last 1,000 "
+                                  "steps) judged at the end; its last epoch's validation is the "
+                                  "raw weights'", {**HOUR_AT_180, "zoom": 0.0}, ema=0.999),
 }
 # What every recipe starts from, given the full profile's config: the variant's dropout rates,
 # label smoothing and rotation, as when the pilots began (the full profile has since taken
@@ -106,7 +112,7 @@ def compile_recipe(model: keras.Model, recipe: Recipe, config, steps: int) -> No
     if recipe.optimizer == "adam" and not recipe.ema:
         return
     schedule = learning_rate_schedule(config, steps)
-    average = {"use_ema": True, "ema_momentum": 0.99} if recipe.ema else {}
+    average = {"use_ema": True, "ema_momentum": recipe.ema} if recipe.ema else {}
     if recipe.optimizer == "adam":
         optimizer = keras.optimizers.Adam(schedule, **average)
     elif recipe.optimizer == "adamw":
@@ -170,7 +176,7 @@ def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> di
         "precision": precision, "hardware": describe_hardware(report),
         "onednn": report.get("onednn", False), "backend": keras.backend.backend(),
         "date": datetime.now(UTC).replace(microsecond=0).isoformat(),
-    }
+    } | ({"raw_val_accuracy": per_epoch[-1]} if recipe.ema else {})
 
 
 def same_trial(a: dict, b: dict) -> bool:

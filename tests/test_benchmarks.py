@@ -344,6 +344,7 @@ def test_tuning_trains_each_recipe_on_validation_and_records_a_row(processed, tm
         assert 0 <= low <= row["val_accuracy"] <= high <= 1
         assert row["val_photos"] == val_photos and row["epochs"] == 1 and row["image_size"] == 67
         assert row["minutes"] > 0 and row["changes"] == tuning.RECIPES[row["recipe"]].changes
+        assert ("raw_val_accuracy" in row) == (row["recipe"] == "ema")  # the raw weights' too
     assert not list(tmp_path.glob(".tmp-*"))
 
 
@@ -365,15 +366,16 @@ def test_tuning_again_replaces_the_same_trial_and_keeps_the_others(tmp_path):
     assert "| sgd | none | 50.0% (40.0%–60.0%) |" in (tmp_path / "tuning.md").read_text()
 
 
-@pytest.mark.parametrize("name", ["adamw", "sgd", "ema"])
+@pytest.mark.parametrize("name", ["adamw", "sgd", "ema", "hour-flip-shift-ema"])
 def test_tuning_compiles_the_recipes_optimizer(name):
     config = dataclasses.replace(get_profile("quick").train, image_size=67)
     recipe = tuning.RECIPES[name]
     model = build_model(dataclasses.replace(config, **recipe.overrides), steps=10)
     tuning.compile_recipe(model, recipe, config, steps=10)
     expected = {"adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD,
-                "ema": keras.optimizers.Adam}[name]
-    assert type(model.optimizer) is expected and model.optimizer.use_ema == recipe.ema
+                "ema": keras.optimizers.Adam, "hour-flip-shift-ema": keras.optimizers.Adam}[name]
+    assert type(model.optimizer) is expected and model.optimizer.use_ema == bool(recipe.ema)
+    assert not recipe.ema or model.optimizer.ema_momentum == recipe.ema
     assert model.get_compile_config()["metrics"] == ["accuracy"]
 
 
