@@ -334,6 +334,8 @@ def test_peak_memory_counts_what_the_process_touched():
     code = ("import numpy as np; from helpers.environment import peak_memory_gb; "
             "before = peak_memory_gb(); block = np.ones(300_000_000, dtype=np.uint8); "
             "print(before, peak_memory_gb())")
-    before, after = map(float, subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True,
+    # A child's peak starts at its parent's size when forked: measure in a small process's child.
+    outer = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {code!r}], check=True)"
+    before, after = map(float, subprocess.run([sys.executable, "-c", outer], cwd=ROOT, check=True,
                                               capture_output=True, text=True).stdout.split())
     assert after > 0.3 and after - before > 0.2  # 300 MB touched: the peak rose by that much
