@@ -39,12 +39,16 @@ def tuning_table(rows: list[dict]) -> pd.DataFrame:
 
 def tuning_summary(rows: list[dict]) -> list[str]:
     """Per pilot: the baseline, a second seed's distance (the noise), each recipe's difference."""
+    baselines = {trial_scale(row, pilot=True) for row in rows if row["recipe"] == "baseline"}
+
+    def group(row: dict) -> str:  # its pilot's scale; with no baseline to set it against, its own
+        scale = trial_scale(row, pilot=True)
+        return scale if scale in baselines else trial_scale(
+            {**row, "pilot_image_size": row["image_size"]}, pilot=True)
+
     lines = []
-    for scale in dict.fromkeys(trial_scale(row, pilot=True) for row in rows):
-        pilot = {row["recipe"]: row for row in rows if trial_scale(row, pilot=True) == scale}
-        if "baseline" not in pilot and len({row["image_size"] for row in pilot.values()}) == 1:
-            row = next(iter(pilot.values()))  # no baseline to set it against: its own size
-            scale = trial_scale({**row, "pilot_image_size": row["image_size"]}, pilot=True)
+    for scale in dict.fromkeys(map(group, rows)):
+        pilot = {row["recipe"]: row for row in rows if group(row) == scale}
         found = {recipe: row["val_accuracy"] for recipe, row in pilot.items()}
         base, seed = found.pop("baseline", None), found.pop("baseline-seed43", None)
         parts = [f"baseline {base:.1%}"] if base is not None else []

@@ -329,7 +329,6 @@ def test_the_full_profile_is_the_best_recipe_on_validation():
         assert getattr(full, name) == value, name
 
 
-
 def test_peak_memory_counts_what_the_process_touched():
     code = ("import numpy as np; from helpers.environment import peak_memory_gb; "
             "before = peak_memory_gb(); block = np.ones(300_000_000, dtype=np.uint8); "

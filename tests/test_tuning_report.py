@@ -51,6 +51,9 @@ def test_a_recipe_that_changes_the_size_is_set_against_its_own_pilots_baseline()
 def test_a_trial_without_a_baseline_is_labelled_with_its_own_size():
     alone = {**trial("hour-at-180", 0.945, image_size=180), "pilot_image_size": 227}
     assert tuning_summary([alone]) == ["4 epochs, 180 px, 5,000 training photos: hour-at-180 94.5%"]
+    other = {**trial("other", 0.94, image_size=180), "pilot_image_size": 180}
+    assert tuning_summary([alone, other]) == [
+        "4 epochs, 180 px, 5,000 training photos: hour-at-180 94.5%; other 94.0%"]
 
 
 def test_trials_with_onednn_are_a_pilot_of_their_own():
