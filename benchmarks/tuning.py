@@ -63,6 +63,7 @@ class Recipe:
     overrides: dict = field(default_factory=dict)
     optimizer: str = "adam"  # adam (build_model's), adamw or sgd
     ema: float = 0.0  # the momentum of an average of the weights, judged at the end; 0: none
+    smaller_first: tuple[int, float] | None = None  # (image size, share of the epochs) run first
 
 
 HOUR_AT_180 = {"image_size": 180, "label_smoothing": 0.0, "rotation": 0.0, "conv_dropout": 0.0,
@@ -97,6 +98,11 @@ RECIPES = {
                                   "average of the weights (momentum 0.999, about the last 1,000 "
                                   "steps) judged at the end; its last epoch's validation is the "
                                   "raw weights'", {**HOUR_AT_180, "zoom": 0.0}, ema=0.999),
+    "progressive-128-180": Recipe("hour-at-180, but the first 10 of 23 epochs at 128 px, where a "
+                                  "step costs about half: more epochs in the hour. The same "
+                                  "layers train at both sizes; at 128 px the 2x2 last feature "
+                                  "map is average-pooled to the 4x4 that fc6 reads at 180 px",
+                                  HOUR_AT_180, smaller_first=(128, 10 / 23)),
 }
 # What every recipe starts from, given the full profile's config: the variant's dropout rates,
 # label smoothing and rotation, as when the pilots began (the full profile has since taken
@@ -143,20 +149,56 @@ def recipe_config(name: str, base):
     return dataclasses.replace(base, **{**PILOT_BASE, **RECIPES[name].overrides})
 
 
+def at_size(model: keras.Model, image_size: int) -> keras.Model:
+    """`model`'s layers (weights shared) on image_size-pixel photos, compiled with its optimizer:
+    the last feature map is average-pooled to the size fc6 was built for, as torchvision's
+    AlexNet does, so the same fc6 reads it."""
+    flatten = model.get_layer("flatten")
+    grid = tuple(flatten.input.shape[1:3])
+    inputs = keras.Input((image_size, image_size, 3), name=model.inputs[0].name)
+    x = inputs
+    for layer in model.layers[1:]:
+        if layer is flatten and tuple(x.shape[1:3]) != grid:
+            x = keras.layers.AdaptiveAveragePooling2D(grid, name="pool_to_fc6")(x)
+        for step in layer.layers if isinstance(layer, keras.Sequential) else [layer]:
+            x = step(x)  # a Sequential (the augmentation) is built for one size: its layers aren't
+    resized = keras.Model(inputs, x, name=f"{model.name}_{image_size}px")
+    resized.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
+    return resized
+
+
+def phases(recipe: Recipe, config) -> list[list[int]]:
+    """[image size, epochs trained to] of each stage: the recipe's smaller size first, if any,
+    and at least the last epoch at the config's size."""
+    last = [config.image_size, config.epochs]
+    if recipe.smaller_first is None:
+        return [last]
+    size, share = recipe.smaller_first
+    first = min(max(1, round(config.epochs * share)), config.epochs - 1)
+    return [[size, first], last] if first else [last]
+
+
 def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> dict:
     """Train recipe `name` from `base` (a TrainConfig) on processed/train; its result row."""
     recipe = RECIPES[name]
     config = recipe_config(name, base)
     with training_session(processed, config) as (train_count, precision):
-        train_kwargs, val_kwargs = fit_data(processed, config, choose_loader("auto"))
         steps = steps_per_epoch(train_count, config.batch_size)
-        model = build_model(config, steps)
+        model = build_model(config, steps)  # one schedule over every stage's epochs
         compile_recipe(model, recipe, config, steps)
-        clock = StopAtAccuracy(math.inf, math.inf, train_count, config.batch_size)
-        started = time.perf_counter()
-        history = model.fit(**train_kwargs, **val_kwargs, epochs=config.epochs, verbose=verbose,
-                            callbacks=[clock])
-        seconds = time.perf_counter() - started  # training and each epoch's validation
+        seconds, images, train_seconds, per_epoch, done = 0.0, 0, 0.0, [], 0
+        for size, epochs in phases(recipe, config):
+            train_kwargs, val_kwargs = fit_data(processed, dataclasses.replace(
+                config, image_size=size), choose_loader("auto"))
+            stage = model if size == config.image_size else at_size(model, size)
+            clock = StopAtAccuracy(math.inf, math.inf, train_count, config.batch_size)
+            started = time.perf_counter()
+            history = stage.fit(**train_kwargs, **val_kwargs, initial_epoch=done, epochs=epochs,
+                                verbose=verbose, callbacks=[clock])
+            seconds += time.perf_counter() - started  # training and each epoch's validation
+            images, train_seconds = images + clock.images, train_seconds + clock.train_seconds
+            per_epoch += [float(value) for value in history.history["val_accuracy"]]
+            done = epochs
         val = val_kwargs["validation_data"]  # a dataset, or (images, targets) arrays
         final = (model.evaluate(*val, batch_size=config.batch_size, verbose=0, return_dict=True)
                  if isinstance(val, tuple) else model.evaluate(val, verbose=0, return_dict=True))
@@ -164,19 +206,19 @@ def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> di
     report = device_report()
     accuracy = float(final["accuracy"])  # after fit: the averaged weights, for an EMA recipe
     low, high = wilson_interval(round(accuracy * val_count), val_count)
-    per_epoch = [float(value) for value in history.history["val_accuracy"]]
     return {
         "recipe": name, "changes": recipe.changes, "val_accuracy": accuracy,
         "val_interval": [low, high], "best_epoch_val_accuracy": max(per_epoch),
         "val_accuracy_per_epoch": per_epoch, "minutes": seconds / 60,
-        "images_per_s": clock.images / clock.train_seconds if clock.train_seconds else 0.0,
+        "images_per_s": images / train_seconds if train_seconds else 0.0,
         "epochs": config.epochs, "image_size": config.image_size,
         "pilot_image_size": base.image_size, "train_photos": train_count,
         "val_photos": val_count, "batch_size": config.batch_size,
         "precision": precision, "hardware": describe_hardware(report),
         "onednn": report.get("onednn", False), "backend": keras.backend.backend(),
         "date": datetime.now(UTC).replace(microsecond=0).isoformat(),
-    } | ({"raw_val_accuracy": per_epoch[-1]} if recipe.ema else {})
+    } | ({"raw_val_accuracy": per_epoch[-1]} if recipe.ema else {}) | (
+        {"phases": phases(recipe, config)} if recipe.smaller_first else {})
 
 
 def same_trial(a: dict, b: dict) -> bool:
