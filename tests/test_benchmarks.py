@@ -405,7 +405,7 @@ def test_at_size_shares_the_weights_and_the_schedule():
     assert tuning.at_size(model, 180).count_params() == model.count_params()
 
 
-@pytest.mark.parametrize(("epochs", "expected"), [(23, [[128, 10], [180, 23]]),
+@pytest.mark.parametrize(("epochs", "expected"), [(22, [[128, 10], [180, 22]]),
                                                    (2, [[128, 1], [180, 2]]),
                                                    (1, [[180, 1]])])
 def test_phases_give_the_smaller_size_its_share_and_the_last_size_at_least_one_epoch(
