@@ -19,6 +19,9 @@ def trial_scale(row: dict, pilot: bool = False) -> str:
     """A trial's scale in words; with `pilot`, its pilot's: at the pilot's image size (a recipe
     changing it is set against its own baseline), and with oneDNN, which changes the arithmetic."""
     size = row.get("pilot_image_size", row["image_size"]) if pilot else row["image_size"]
+    if len(row.get("phases", [])) > 1:  # a smaller size first (benchmarks/tuning.py's phases)
+        (first, epochs), _ = row["phases"]
+        size = f"{first} px for {epochs}, then {size}"
     return (f"{row['epochs']} epochs, {size} px, {row['train_photos']:,} training photos"
             + (", oneDNN on" if pilot and row.get("onednn") else ""))
 

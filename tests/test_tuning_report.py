@@ -56,6 +56,15 @@ def test_a_trial_without_a_baseline_is_labelled_with_its_own_size():
         "4 epochs, 180 px, 5,000 training photos: hour-at-180 94.5%; other 94.0%"]
 
 
+def test_a_trial_with_a_smaller_size_first_says_so_in_its_scale():
+    row = {**trial("progressive", 0.95, image_size=180), "epochs": 22,
+           "phases": [[128, 10], [180, 22]]}
+    assert tuning_table([row]).loc["progressive", "scale"] == (
+        "22 epochs, 128 px for 10, then 180 px, 5,000 training photos")
+    assert tuning_summary([row]) == [
+        "22 epochs, 128 px for 10, then 180 px, 5,000 training photos: progressive 95.0%"]
+
+
 def test_trials_with_onednn_are_a_pilot_of_their_own():
     rows = [trial("baseline", 0.80), {**trial("baseline", 0.81), "onednn": True},
             {**trial("less-dropout", 0.83), "onednn": True}]
