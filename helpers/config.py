@@ -60,7 +60,7 @@ PROFILES = {
     "quick": Profile("quick", 5000, TrainConfig(variant="compact", epochs=12, batch_size=64,
                                                 learning_rate=3e-3, warmup_epochs=0.5,
                                                 rotation=0.0, zoom=0.0, image_size=112)),
-    # The best recipe on validation in results/tuning.json: the photos' own 180 px, less
+    # The best one-size recipe on validation in results/tuning.json: the photos' own 180 px, less
     # dropout, no label smoothing or rotation, as many epochs as fit an hour on a 2-core BF16
     # CPU (docs/performance.md).
     "full": Profile("full", None, TrainConfig(variant="bn", epochs=18, batch_size=64,
