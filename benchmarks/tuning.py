@@ -99,9 +99,10 @@ RECIPES = {
                                   "steps) judged at the end; its last epoch's validation is the "
                                   "raw weights'", {**HOUR_AT_180, "zoom": 0.0}, ema=0.999),
     "progressive-128-180": Recipe("hour-at-180, but the first 10 of 22 epochs at 128 px, where a "
-                                  "step costs about half: more epochs in the hour. The same "
-                                  "layers train at both sizes; at 128 px the 2x2 last feature "
-                                  "map is average-pooled to the 4x4 that fc6 reads at 180 px",
+                                  "step costs a little over half: more epochs in the hour. The "
+                                  "same layers train at both sizes; at 128 px the 2x2 last "
+                                  "feature map is average-pooled to the 4x4 that fc6 reads at "
+                                  "180 px",
                                   HOUR_AT_180, smaller_first=(128, 10 / 22)),
 }
 # What every recipe starts from, given the full profile's config: the variant's dropout rates,

@@ -321,7 +321,7 @@ def test_load_keras_turns_onednn_on_unless_the_user_chose(given, expected):
     assert last_line_printed(LOADED_ONEDNN, "TF_ENABLE_ONEDNN_OPTS", given) == expected
 
 
-def test_the_full_profile_is_the_best_recipe_on_validation():
+def test_the_full_profile_trains_the_hour_at_180_recipe():
     from benchmarks.tuning import RECIPES
 
     full = get_profile("full").train
