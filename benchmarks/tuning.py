@@ -104,6 +104,10 @@ RECIPES = {
                                   "feature map is average-pooled to the 4x4 that fc6 reads at "
                                   "180 px",
                                   HOUR_AT_180, smaller_first=(128, 10 / 22)),
+    "progressive-128-180-seed43": Recipe("progressive-128-180 with another seed: how far chance "
+                                         "alone moves its result",
+                                         {**HOUR_AT_180, "seed": 43},
+                                         smaller_first=(128, 10 / 22)),
 }
 # What every recipe starts from, given the full profile's config: the variant's dropout rates,
 # label smoothing and rotation, as when the pilots began (the full profile has since taken
