@@ -3,8 +3,10 @@ and the callbacks, which notebook 04 shows one by one; `train()` runs them in th
 the training command and the demo model. The run folder they write is runs.py's."""
 
 import os
+import tempfile
 import time
 import warnings
+import zipfile
 from dataclasses import fields
 from pathlib import Path
 
@@ -114,27 +116,41 @@ class HistoryLog(keras.callbacks.Callback):
                     "hardware": describe_hardware(device_report())})
 
 
-class SaveBest(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint(save_best_only=True) that renames a finished file into place (Keras writes
-    in place) and sets its initial_value_threshold from the epochs a resumed fit keeps."""
+def save_model(model: keras.Model, path: str | Path) -> None:
+    """model.save(path) for a .keras file, written to a folder and zipped from there (Keras zips
+    a copy of every weight held in memory) and renamed into place only when whole."""
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix=".tmp-", dir=path.parent) as folder:
+        unzipped, zipped = Path(folder) / "model", Path(folder) / path.name
+        model.save(unzipped, zipped=False)
+        with zipfile.ZipFile(zipped, "w") as archive:
+            for file in sorted(unzipped.rglob("*")):
+                if file.is_file():
+                    archive.write(file, file.relative_to(unzipped).as_posix())
+        os.replace(zipped, path)
+
+
+class SaveBest(keras.callbacks.Callback):
+    """ModelCheckpoint(monitor=MONITOR, mode="max", save_best_only=True), but the best so far
+    counts the epochs a resumed fit keeps, a missing metric is an error (Keras only warns), and
+    the file is saved with save_model."""
 
     def __init__(self, path: Path):
-        self.final = Path(path)
-        super().__init__(self.final.with_name(f".tmp-{self.final.name}"), monitor=MONITOR,
-                         mode="max", save_best_only=True, initial_value_threshold=None)
+        super().__init__()
+        self.path, self.best = Path(path), None
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.best is None:
-            earlier = read_history(self.final.parent)[:epoch]
+            earlier = read_history(self.path.parent)[:epoch]
             self.best = max((row[MONITOR] for row in earlier), default=None)
-        super().on_epoch_begin(epoch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        if MONITOR not in (logs or {}):  # Keras only warns, and never saves
+        current = (logs or {}).get(MONITOR)
+        if current is None:
             raise ValueError(f"no {MONITOR!r} among the logged metrics {sorted(logs or {})}")
-        super().on_epoch_end(epoch, logs)
-        if os.path.exists(self.filepath):
-            os.replace(self.filepath, self.final)
+        if self.best is None or current > self.best:
+            self.best = current
+            save_model(self.model, self.path)
 
 
 class Backup(keras.callbacks.BackupAndRestore):

@@ -26,7 +26,7 @@ import numpy as np
 
 from helpers.config import TrainConfig
 from helpers.runs import open_run
-from helpers.training import build_model
+from helpers.training import build_model, save_model
 
 run_dir = Path(sys.argv[1])
 photos = np.load(run_dir.parent / "photos.npy")
@@ -35,7 +35,7 @@ open_run(config, run_dir)  # config.json, as training writes it
 keras.utils.set_random_seed(1)
 model = build_model(config, steps=1)
 model.train_on_batch(photos, np.array([[0.0], [1.0], [0.0], [1.0]]))  # an optimizer state too
-model.save(run_dir / "best.keras")  # what ModelCheckpoint calls
+save_model(model, run_dir / "best.keras")  # what SaveBest calls
 np.save(run_dir / "saved.npy", model.predict(photos, verbose=0))
 """
 

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -30,7 +31,13 @@ from helpers.evaluation import saved_or_demo_model
 from helpers.files import Busy, shown
 from helpers.prepare import prepare
 from helpers.runs import MONITOR, RunError, epochs_done, open_run, read_history, split_id
-from helpers.training import callbacks, learning_rate_schedule, load_best_model, train
+from helpers.training import (
+    callbacks,
+    learning_rate_schedule,
+    load_best_model,
+    save_model,
+    train,
+)
 from helpers.workspace import Run
 
 # 99 is about the smallest size AlexNet's valid 11x11/4 conv1 and three 3/2 poolings accept.
@@ -652,6 +659,22 @@ def test_the_best_model_checkpoint_refuses_a_metric_name_that_is_not_logged(tmp_
         model.fit(np.ones((4, 4)), np.ones(4), validation_data=(np.ones((4, 4)), np.ones(4)),
                   verbose=0, callbacks=callbacks(TINY, tmp_path))
     assert not (tmp_path / "best.keras").exists()
+
+
+def test_save_model_writes_the_keras_file_model_save_writes_without_leaving_files(tmp_path):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.train_on_batch(np.ones((2, 4)), np.ones((2, 1)))  # an optimizer state to save too
+    save_model(model, tmp_path / "ours.keras")
+    model.save(tmp_path / "keras.keras")
+    with zipfile.ZipFile(tmp_path / "ours.keras") as ours, \
+            zipfile.ZipFile(tmp_path / "keras.keras") as theirs:
+        assert sorted(ours.namelist()) == sorted(n for n in theirs.namelist() if n[-1] != "/")
+    loaded = keras.saving.load_model(tmp_path / "ours.keras")
+    probe = np.arange(8, dtype="float32").reshape(2, 4)
+    assert np.allclose(loaded.predict(probe, verbose=0), model.predict(probe, verbose=0))
+    assert int(loaded.optimizer.iterations) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keras.keras", "ours.keras"]
 
 
 @pytest.mark.slow  # a training process of its own, under JAX
