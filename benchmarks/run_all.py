@@ -1,8 +1,8 @@
 """All the benchmarks in one run on the same photos: input pipeline, precision, step time,
-time per layer, peak memory, the demo model (from a PetImages folder) and, with
---time-to-accuracy, time to accuracy. Prints one table
-and, last, one JSON object with every key; --json-out also writes it to a file (`make bench`
-uses results/benchmarks.json).
+time per layer, peak memory (of training, and of saving the best model), the demo model (from a
+PetImages folder) and, with --time-to-accuracy, time to accuracy. Prints one table and, last,
+one JSON object with every key; --json-out also writes it to a file (`make bench` uses
+results/benchmarks.json).
 
     python -m benchmarks --data-dir data/raw [--max-photos N] [--memory-steps N]
         [--time-to-accuracy]
@@ -10,7 +10,15 @@ uses results/benchmarks.json).
 
 import argparse
 
-from benchmarks import demo_model, layer_time, memory, pipeline, precision, step_time
+from benchmarks import (
+    demo_model,
+    layer_time,
+    memory,
+    pipeline,
+    precision,
+    save_memory,
+    step_time,
+)
 from benchmarks.common import (
     add_config_args,
     add_data_args,
@@ -42,7 +50,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="memory: fill the training cache, then train only this many steps "
                              "(default: one whole epoch)")
     parser.add_argument("--skip", nargs="*", default=[], choices=(
-        "pipeline", "precision", "step_time", "layer_time", "memory", "demo_model"))
+        "pipeline", "precision", "step_time", "layer_time", "memory", "save_memory",
+        "demo_model"))
     parser.add_argument("--time-to-accuracy", action="store_true",
                         help="also train to the target accuracy (hours on a CPU)")
     parser.add_argument("--time-limit", type=float, default=None,
@@ -77,6 +86,10 @@ def main(argv: list[str] | None = None) -> dict:
         found = memory.run(processed, work_dir, config, args.memory_steps)
         result.update(found)
         rows += memory.rows(found)
+    if "save_memory" not in args.skip:
+        found = save_memory.run(config, work_dir)
+        result.update(found)
+        rows += save_memory.rows(found)
     if "demo_model" not in args.skip and (photos := find_photos(from_root(args.data_dir))):
         found = demo_model.run(photos, args.seed)
         result.update(found)

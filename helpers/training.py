@@ -3,7 +3,7 @@ and the callbacks, which notebook 04 shows one by one; `train()` runs them in th
 the training command and the demo model. The run folder they write is runs.py's."""
 
 import os
-import tempfile
+import shutil
 import time
 import warnings
 import zipfile
@@ -117,17 +117,20 @@ class HistoryLog(keras.callbacks.Callback):
 
 
 def save_model(model: keras.Model, path: str | Path) -> None:
-    """model.save(path) for a .keras file, written to a folder and zipped from there (Keras zips
-    a copy of every weight held in memory) and renamed into place only when whole."""
+    """model.save(path) for a .keras file, but saved to a folder and zipped from there (Keras zips
+    a copy of every weight held in memory), and renamed into place only when whole."""
     path = Path(path)
-    with tempfile.TemporaryDirectory(prefix=".tmp-", dir=path.parent) as folder:
-        unzipped, zipped = Path(folder) / "model", Path(folder) / path.name
-        model.save(unzipped, zipped=False)
-        with zipfile.ZipFile(zipped, "w") as archive:
-            for file in sorted(unzipped.rglob("*")):
-                if file.is_file():
-                    archive.write(file, file.relative_to(unzipped).as_posix())
-        os.replace(zipped, path)
+    if path.suffix != ".keras":
+        raise ValueError(f"save_model writes a .keras file, not {path.name!r}")
+    unzipped, zipped = path.with_name(f".tmp-{path.stem}"), path.with_name(f".tmp-{path.name}")
+    shutil.rmtree(unzipped, ignore_errors=True)  # ours, left by a save that was killed
+    model.save(unzipped, zipped=False)
+    with zipfile.ZipFile(zipped, "w") as archive:
+        for file in sorted(unzipped.rglob("*")):
+            if file.is_file():
+                archive.write(file, file.relative_to(unzipped).as_posix())
+    shutil.rmtree(unzipped)
+    os.replace(zipped, path)
 
 
 class SaveBest(keras.callbacks.Callback):

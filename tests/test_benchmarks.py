@@ -21,6 +21,7 @@ from benchmarks import (
     pipeline,
     precision,
     run_all,
+    save_memory,
     step_time,
     time_to_accuracy,
     tuning,
@@ -157,6 +158,19 @@ def test_memory_over_several_epochs_reports_the_peak_after_each(processed, tmp_p
     assert [row[0] for row in memory.rows(result)][-1] == "peak RSS at the end of each epoch (GB)"
 
 
+def test_save_memory_saves_each_way_in_children_and_leaves_nothing(tmp_path, capsys):
+    result = save_memory.main(["--variant", "compact", "--image-size", "67",
+                               "--work-dir", str(tmp_path)])
+    assert printed_json(capsys) == result and result["save_variant"] == "compact"
+    # the same model and optimizer state, in two zips that differ only by the save date
+    assert result["save_file_gb_model_save"] > 0
+    assert result["save_file_gb_save_model"] == pytest.approx(result["save_file_gb_model_save"],
+                                                              rel=0.01)
+    assert min(result[f"save_rise_gb_{way}"] for way in ("model_save", "save_model",
+                                                         "save_weights")) >= 0
+    assert list(tmp_path.iterdir()) == []  # each child's folder removed with its file
+
+
 def test_memory_refuses_zero_epochs(processed, tmp_path):
     with pytest.raises(ValueError, match="must be at least 1"):
         memory.main(["--data-dir", str(processed), "--work-dir", str(tmp_path), *TINY_MODEL,
@@ -277,6 +291,7 @@ def test_run_all_prints_a_table_and_every_key(processed, tmp_path, capsys):
     printed = capsys.readouterr().out
     result = last_json(printed)
     assert "pipeline speedup" in printed and "hardware" in result
+    assert "peak rise saving best.keras with model.save" in printed
     assert "XLA requested" in printed and result["step_time"]["as trained"]["ratio"] == 1.0
     assert_positive(result, PIPELINE_KEYS)
     assert json.loads(out.read_text()) == result
@@ -301,12 +316,15 @@ DEFAULT_RUNS = {
                                "memory_epochs": 1,
                                "memory_image_size": FULL.image_size,
                                "memory_batch_size": FULL.batch_size}),
+    "benchmarks.save_memory": ([], {"save_variant": FULL.variant,
+                                    "save_image_size": FULL.image_size}),
     "benchmarks.time_to_accuracy": (["--time-limit", "0"], {
         "variant": FULL.variant, "image_size": FULL.image_size, "batch_size": FULL.batch_size,
         "max_epochs": FULL.epochs}),
     "benchmarks": (FEWER_STEPS, {"pipeline_image_size": FULL.image_size,
                                  "train_variant": FULL.variant,
-                                 "memory_image_size": FULL.image_size}),
+                                 "memory_image_size": FULL.image_size,
+                                 "save_image_size": FULL.image_size}),
 }
 
 
@@ -314,8 +332,10 @@ DEFAULT_RUNS = {
 def test_every_benchmark_runs_with_its_defaults(module, tmp_path):
     pets = make_petimages(tmp_path, per_class=10, size=48, bad_files=False)
     args, expected = DEFAULT_RUNS[module]
-    if module not in ("benchmarks.precision", "benchmarks.step_time",
-                      "benchmarks.layer_time"):  # these need no photos
+    if module == "benchmarks.save_memory":  # it needs no photos, only a folder to save in
+        args = ["--work-dir", str(tmp_path / "work"), *args]
+    elif module not in ("benchmarks.precision", "benchmarks.step_time",
+                        "benchmarks.layer_time"):  # these need no photos
         args = ["--data-dir", str(pets), "--work-dir", str(tmp_path / "work"), *args]
     done = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=900)

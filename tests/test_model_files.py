@@ -13,7 +13,7 @@ from conftest import ROOT
 
 from helpers.config import TrainConfig
 from helpers.runs import open_run
-from helpers.training import build_model, load_best_model
+from helpers.training import build_model, load_best_model, save_model
 
 COLAB_PYTHON = ROOT / ".venv-colab" / "bin" / "python"
 
@@ -97,7 +97,7 @@ def test_a_mixed_precision_model_loads_in_float32_silently(tmp_path):
     try:
         model = build_model(config, steps=1)
         model.train_on_batch(photos, np.array([[0.0], [1.0]]))
-        model.save(tmp_path / "best.keras")
+        save_model(model, tmp_path / "best.keras")  # as SaveBest saves it
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
     with warnings.catch_warnings():

@@ -453,8 +453,9 @@ def killing(monkeypatch, at: int | None, how: str) -> list[str]:
                 raise Killed
             result = _real(*args, **kwargs)
             if len(seen) == at:
-                if how == "halfway" and target.is_file():
-                    target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
+                if how == "halfway":  # a file, or the weights of a model saved to a folder
+                    for file in [target] if target.is_file() else target.rglob("*.h5"):
+                        file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
                 raise Killed
             return result
 
@@ -665,16 +666,22 @@ def test_save_model_writes_the_keras_file_model_save_writes_without_leaving_file
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile(optimizer="adam", loss="mse")
     model.train_on_batch(np.ones((2, 4)), np.ones((2, 1)))  # an optimizer state to save too
-    save_model(model, tmp_path / "ours.keras")
+    (tmp_path / ".tmp-best").mkdir()  # what a save killed halfway leaves
+    (tmp_path / ".tmp-best" / "model.weights.h5").write_bytes(b"cut short")
+    (tmp_path / ".tmp-best.keras").write_bytes(b"cut short")
+    save_model(model, tmp_path / "best.keras")
     model.save(tmp_path / "keras.keras")
-    with zipfile.ZipFile(tmp_path / "ours.keras") as ours, \
+    with zipfile.ZipFile(tmp_path / "best.keras") as ours, \
             zipfile.ZipFile(tmp_path / "keras.keras") as theirs:
-        assert sorted(ours.namelist()) == sorted(n for n in theirs.namelist() if n[-1] != "/")
-    loaded = keras.saving.load_model(tmp_path / "ours.keras")
+        assert sorted(ours.namelist()) == sorted(theirs.namelist())
+        assert ours.read("config.json") == theirs.read("config.json")
+    loaded = keras.saving.load_model(tmp_path / "best.keras")
     probe = np.arange(8, dtype="float32").reshape(2, 4)
     assert np.allclose(loaded.predict(probe, verbose=0), model.predict(probe, verbose=0))
     assert int(loaded.optimizer.iterations) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["keras.keras", "ours.keras"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "keras.keras"]
+    with pytest.raises(ValueError, match="writes a .keras file"):
+        save_model(model, tmp_path / "best.h5")
 
 
 @pytest.mark.slow  # a training process of its own, under JAX
