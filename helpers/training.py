@@ -16,7 +16,7 @@ from helpers.alexnet import build_alexnet, head_loss
 from helpers.config import TrainConfig
 from helpers.data import augmentation, check_split, list_images, load_split, steps_per_epoch
 from helpers.environment import choose_precision, describe_hardware, device_report
-from helpers.files import held, shown, write_json
+from helpers.files import held, shown, write_atomic, write_json
 from helpers.runs import (
     MONITOR,
     START_OVER,
@@ -117,20 +117,19 @@ class HistoryLog(keras.callbacks.Callback):
 
 
 def save_model(model: keras.Model, path: str | Path) -> None:
-    """model.save(path) for a .keras file, but saved to a folder and zipped from there (Keras zips
-    a copy of every weight held in memory), and renamed into place only when whole."""
-    path = Path(path)
-    if path.suffix != ".keras":
-        raise ValueError(f"save_model writes a .keras file, not {path.name!r}")
-    unzipped, zipped = path.with_name(f".tmp-{path.stem}"), path.with_name(f".tmp-{path.name}")
-    shutil.rmtree(unzipped, ignore_errors=True)  # ours, left by a save that was killed
-    model.save(unzipped, zipped=False)
-    with zipfile.ZipFile(zipped, "w") as archive:
-        for file in sorted(unzipped.rglob("*")):
-            if file.is_file():
-                archive.write(file, file.relative_to(unzipped).as_posix())
-    shutil.rmtree(unzipped)
-    os.replace(zipped, path)
+    """model.save(path) for a .keras file, but saved to a folder and zipped from disk (Keras zips
+    a copy of every weight held in memory), the zip renamed into place when whole."""
+    if Path(path).suffix != ".keras":
+        raise ValueError(f"save_model writes a .keras file, not {Path(path).name!r}")
+    folder = Path(path).with_name(f".tmp-{Path(path).stem}")
+    shutil.rmtree(folder, ignore_errors=True)  # ours, left by a save that was killed
+    def zip_folder(temporary: Path) -> None:
+        with zipfile.ZipFile(temporary, "w") as archive:
+            for file in sorted(file for file in folder.rglob("*") if file.is_file()):
+                archive.write(file, file.relative_to(folder).as_posix())
+    model.save(folder, zipped=False)
+    write_atomic(path, zip_folder)
+    shutil.rmtree(folder)
 
 
 class SaveBest(keras.callbacks.Callback):
