@@ -61,8 +61,7 @@ def _train(args: argparse.Namespace) -> None:
     except (RunError, Busy, FileNotFoundError, ValueError) as error:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:
-        sys.exit("interrupted: the finished epochs are saved; run the same command again to "
-                 "resume")
+        sys.exit("interrupted: the finished epochs are saved; run the same command again to resume")
     print(f"epochs:      {summary['epochs']} of {config.epochs}\n"
           f"best epoch:  {summary['best_epoch']}, val accuracy {summary['val_accuracy']:.2%}\n"
           f"time:        {summary['seconds_per_epoch']:,.0f} s per epoch\n"

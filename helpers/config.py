@@ -63,10 +63,9 @@ PROFILES = {
     # The best one-size recipe on validation in results/tuning.json: the photos' own 180 px, less
     # dropout, no label smoothing or rotation, as many epochs as fit an hour on a 2-core BF16
     # CPU (docs/performance.md).
-    "full": Profile("full", None, TrainConfig(variant="bn", epochs=18, batch_size=64,
-                                              warmup_epochs=1.0, label_smoothing=0.0,
-                                              conv_dropout=0.0, dense_dropout=0.3,
-                                              rotation=0.0, image_size=180)),
+    "full": Profile("full", None, TrainConfig(
+        variant="bn", epochs=18, batch_size=64, warmup_epochs=1.0, label_smoothing=0.0,
+        conv_dropout=0.0, dense_dropout=0.3, rotation=0.0, image_size=180)),
 }
 
 
@@ -77,8 +76,6 @@ def get_profile(name: str) -> Profile:
         from helpers.environment import gpus
 
         name = "full" if gpus() else "quick"
-    try:
-        return PROFILES[name]
-    except KeyError:
-        choices = ["auto", *sorted(PROFILES)]
-        raise ValueError(f"unknown PROFILE {name!r}; choose one of {choices}") from None
+    if name not in PROFILES:
+        raise ValueError(f"unknown PROFILE {name!r}; choose one of {['auto', *sorted(PROFILES)]}")
+    return PROFILES[name]

@@ -1,6 +1,5 @@
-"""Judge a trained model on a split: P(dog), flip test-time augmentation, the confusion matrix,
-the accuracy's 95% interval, McNemar's test of two models on the same photos, calibration,
-precision and recall, the most confident mistakes."""
+"""Judge a trained model on a split: P(dog), flip TTA, confusion matrix, accuracy's 95% interval,
+McNemar's test of two models, calibration, precision and recall, the most confident mistakes."""
 
 from dataclasses import replace
 from pathlib import Path
@@ -37,9 +36,8 @@ def dog_probability(model: keras.Model, images: np.ndarray, batch_size: int = 64
 
 def flip_tta_probability(model: keras.Model, images: np.ndarray, batch_size: int = 64):
     """Test-time augmentation: the mean of P(dog) for each photo and its mirror image."""
-    mirrored = images[:, :, ::-1, :]
     return (dog_probability(model, images, batch_size)
-            + dog_probability(model, mirrored, batch_size)) / 2
+            + dog_probability(model, images[:, :, ::-1, :], batch_size)) / 2  # and mirrored
 
 
 def confusion_counts(labels: np.ndarray, dog_prob: np.ndarray, threshold: float = 0.5):
@@ -162,8 +160,7 @@ def saved_or_demo_model(run: Run) -> tuple[keras.Model, str]:
     per_class = quick.per_class_limit  # as many as the quick profile's split holds, per class
     val = round(per_class * VAL_FRACTION)
     limit = per_class - val - round(per_class * TEST_FRACTION)
-    photos = (first_photos(run.processed / "train", limit)
-              + first_photos(run.processed / "val", val))
+    photos = first_photos(run.processed / "train", limit) + first_photos(run.processed / "val", val)
     demo_photos = link_photos(photos, run.processed, run.local / "data" / f"demo-{limit}")
     config, demo_dir = replace(quick.train, seed=run.seed), run.models / "demo"
     try:

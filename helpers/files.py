@@ -3,7 +3,7 @@ renamed into place, so a reader finds the old file or the new one), and paths as
 
 import json
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from helpers.environment import process_alive
@@ -66,10 +66,9 @@ def held(lock: Path, what: str):
                 os.link(mine, lock)
                 break
             except FileExistsError:
-                try:
+                holder = 0
+                with suppress(OSError, ValueError):
                     holder = int(lock.read_text())
-                except (OSError, ValueError):
-                    holder = 0
                 if holder and process_alive(holder):
                     raise Busy(f"another {what} (process {holder}) is using {shown(lock.parent)}"
                                f"; wait for it to finish, or delete {shown(lock)} if none is "

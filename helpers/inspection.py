@@ -90,8 +90,7 @@ def localised_channels(activation: np.ndarray, count: int = 4, top: float = 0.1)
     channel's, and not flat), the `count` with the highest spatial contrast, highest first."""
     peaks = activation.max(axis=(0, 1))
     strong = np.flatnonzero((peaks >= np.median(peaks)) & (peaks > activation.min(axis=(0, 1))))
-    contrast = spatial_contrast(activation, top)
-    return strong[np.argsort(-contrast[strong], kind="stable")][:count]
+    return strong[np.argsort(-spatial_contrast(activation, top)[strong], kind="stable")][:count]
 
 
 def grad_cam(model: keras.Model, images: np.ndarray, classes=None,

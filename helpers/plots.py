@@ -54,14 +54,6 @@ def show_source(obj) -> None:
     display.display(display.Code(inspect.getsource(obj), language="python"))
 
 
-def laid_out(fig, title: str | None = None, **pads):
-    """`fig` with `title` above all its panels, spaced by tight_layout."""
-    if title is not None:
-        fig.suptitle(title)
-    fig.tight_layout(**pads)
-    return fig
-
-
 def image_grid(images, titles, ncols: int = 6, title: str = "", size: float = 1.5, colors=None):
     """A grid of photos (uint8 arrays or PIL images) with a small title above each."""
     nrows = -(-len(images) // ncols)
@@ -89,7 +81,9 @@ def learning_curves(history, best_epoch: int, title: str = "Learning curves"):
     lr.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     for ax in (acc, loss, lr):
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    return laid_out(fig, title)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
 
 
 def confusion_heatmaps(counts, class_names, title: str = "Confusion matrix"):
@@ -101,7 +95,9 @@ def confusion_heatmaps(counts, class_names, title: str = "Confusion matrix"):
         sns.heatmap(data, annot=True, fmt=fmt, cmap="Blues", cbar=False, square=True, ax=ax,
                     xticklabels=class_names, yticklabels=class_names, annot_kws={"size": 11})
         ax.set(xlabel="predicted class", ylabel="true class", title=sub)
-    return laid_out(fig, title)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
 
 
 def box_3d(ax, x: float, height: float, width: float, depth: float, color, gid: str) -> float:

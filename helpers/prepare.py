@@ -138,11 +138,6 @@ def _digest(lines: Iterator[str]) -> str:
     return hashlib.sha256(b"".join(os.fsencode(f"{line}\n") for line in lines)).hexdigest()
 
 
-def counts_line(counts: dict[str, int]) -> str:
-    """Photos per split as words: "17,998 train, 2,250 val, 2,250 test photos"."""
-    return ", ".join(f"{counts.get(split, 0):,} {split}" for split in SPLITS) + " photos"
-
-
 def _damage(dest: Path, stamp: dict, rows: list[dict] | None) -> str:
     """What is wrong with DEST against its manifest, one stat per photo; empty when nothing."""
     if rows is None or rows and "output" not in rows[0]:
@@ -219,8 +214,9 @@ def _build(source: Path, build: Path, files: list[Entry], inputs: dict, workers:
 
 def _report(head: str, tail: str, summary: dict, inputs: dict) -> dict:
     """Print the photos per split between `head` and `tail`, and warn of a class a split lacks."""
-    counts = summary["counts"]
-    print(head + counts_line({s: sum(n.values()) for s, n in counts.items()}) + tail)
+    counts = summary["counts"]  # "17,998 train, 2,250 val, 2,250 test photos":
+    photos = ", ".join(f"{sum(counts.get(s, {}).values()):,} {s}" for s in SPLITS)
+    print(f"{head}{photos} photos{tail}")
     for label in CLASS_NAMES:
         if empty := [s for s in SPLITS if inputs.get(f"{s}_fraction", 1) and not counts[s][label]]:
             print(f"Warning: no {label} photos in {' or '.join(empty)}: too few for the fractions.")

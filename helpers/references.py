@@ -17,11 +17,10 @@ def comparison_table(metrics: dict, accuracy_key: str = "test_accuracy",
     """The reference articles and this run side by side: accuracy, data, epochs, time, hardware."""
     this_run = Article(
         source="this series (AlexNet-{variant}, {precision})".format(**metrics), url="",
-        accuracy=metrics[accuracy_key], measured_on=accuracy_label,
+        accuracy=metrics[accuracy_key], measured_on=accuracy_label, hardware=metrics["hardware"],
         data=f"{metrics['train_images']:,} training photos", epochs=metrics["epochs"],
         time=f"{metrics['seconds_per_epoch']:.0f} s/epoch, "
-             f"{metrics['wall_time_s'] / 3600:.2f} h in total",
-        hardware=metrics["hardware"], caveat="")
+             f"{metrics['wall_time_s'] / 3600:.2f} h in total", caveat="")
     table = pd.DataFrame([*REFERENCE_ARTICLES, this_run]).drop(columns="url").set_index("source")
     table.columns = [column.replace("_", " ") for column in table.columns]
     table["accuracy"] = table["accuracy"].map(lambda v: "" if pd.isna(v) else f"{v:.2%}")

@@ -63,25 +63,18 @@ def split_id(processed_dir: str | Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def refuse_foreign(run_dir: Path) -> None:
-    """Refuse a run folder holding files training did not write (a user's notes, a config of
-    their own): training never overwrites or moves them."""
-    ours = [*RUN_FILES, ".lock"]
-    foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in ours
-                     and not p.name.startswith((".tmp-", "previous-")))
-    if foreign:
-        raise RunError(f"{shown(run_dir)} holds files training did not write ({', '.join(foreign)}"
-                       "); nothing was changed. Train into a new or empty folder.")
-
-
 def open_run(config: TrainConfig, run_dir: str | Path, split: str = "",
              restart: bool = False) -> str:
-    """Make run_dir ready to train `config` on the split `split` (split_id) and say in one line
-    what it holds: a new run, one to resume, or a finished one (left as it is). Raises RunError,
-    changing nothing, for a folder that is not a run of these settings."""
+    """Make run_dir ready to train `config` on `split` (split_id) and say if the run is new, resumed
+    or finished (left as it is); RunError, changing nothing, if not a run of these settings."""
     run_dir = Path(run_dir)
-    if run_dir.is_dir():
-        refuse_foreign(run_dir)
+    if run_dir.is_dir():  # files training did not write (a user's notes) are never touched
+        foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in (*RUN_FILES, ".lock")
+                         and not p.name.startswith((".tmp-", "previous-")))
+        if foreign:
+            raise RunError(f"{shown(run_dir)} holds files training did not write ("
+                           f"{', '.join(foreign)}); nothing was changed. Train into a new or "
+                           "empty folder.")
     saved, settings = run_dir / "config.json", {**asdict(config), "split": split}
     history, old = read_history(run_dir), read_json(saved)  # unreadable: refused, none moved
     found = [run_dir / name for name in RUN_FILES if (run_dir / name).exists()]
