@@ -14,7 +14,8 @@ photo as epoch 1 does, then trains only N steps and validates: the same caches, 
 and validation, in minutes. With --epochs N it trains N epochs and reports the peak after each,
 which shows whether memory grows from epoch to epoch (one epoch's peak cannot). With
 --malloc glibc the child leaves glibc's malloc as it is instead of fixing its mmap threshold
-(helpers.environment.fix_mmap_threshold), to measure what that does.
+(helpers.environment.fix_mmap_threshold) and trimming its arenas after each epoch
+(release_memory, one of the training callbacks), to measure what those do.
 
 Why: the series claims a full run fits a 12 GB Colab / laptop with room to spare: peak_rss_gb
 (GB = 10^9 bytes) at most 6.
@@ -116,7 +117,8 @@ def run(processed: Path, work_dir: Path, config, steps: int | None = None,
         epochs: int = 1, malloc: str = "fixed") -> dict:
     """Peak memory of training `config` (a TrainConfig) on `processed` for `epochs` epochs of
     all photos, or with `steps` the cache filled and then that many steps per epoch, with
-    malloc's mmap threshold "fixed" or as "glibc" leaves it; returns this benchmark's keys."""
+    malloc "fixed" (threshold fixed, arenas trimmed) or as "glibc" leaves it; returns this
+    benchmark's keys."""
     if steps is not None and steps < 1:
         raise ValueError(f"--steps must be at least 1, got {steps}")
     if epochs < 1:
@@ -166,8 +168,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--epochs", type=int, default=1,
                         help="train this many epochs and report the peak after each (default: 1)")
     parser.add_argument("--malloc", choices=("fixed", "glibc"), default="fixed",
-                        help="fixed: malloc's mmap threshold fixed as the project runs "
-                             "(default); glibc: left as glibc sets it, for comparison")
+                        help="fixed: malloc's mmap threshold fixed and its arenas trimmed "
+                             "after each epoch, as the project runs (default); glibc: left as "
+                             "glibc sets it, for comparison")
     args = parser.parse_args(argv)
     processed = prepared_split(args.data_dir, args.work_dir, args.max_photos, args.seed)
     result = run(processed, from_root(args.work_dir), config_from(args), args.steps,

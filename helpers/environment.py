@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-KEEP_GLIBC_MALLOC = "HELPERS_MALLOC"  # set to "glibc" to leave glibc's malloc as it is
+KEEP_GLIBC_MALLOC = "HELPERS_MALLOC"  # "glibc": leave glibc's malloc as it is, untuned, untrimmed
 
 
 def load_keras() -> None:
@@ -36,6 +36,13 @@ def fix_mmap_threshold() -> bool:
             or os.environ.get(KEEP_GLIBC_MALLOC) == "glibc"):
         return False
     return bool(ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024))  # -3: M_MMAP_THRESHOLD
+
+
+def release_memory() -> bool:
+    """glibc's malloc_trim(0): hand back the free memory malloc keeps in its arenas; True if any."""
+    if platform.libc_ver()[0] != "glibc" or os.environ.get(KEEP_GLIBC_MALLOC) == "glibc":
+        return False
+    return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
 
 
 def is_colab() -> bool:

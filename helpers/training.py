@@ -1,13 +1,11 @@
-"""Training with Keras's own pieces: the data, the compiled model with its learning-rate schedule,
-and the callbacks, which notebook 04 shows one by one; `train()` runs them in the same order for
-the training command and the demo model. The run folder they write is runs.py's."""
+"""Training with Keras's own pieces (data, model and schedule, callbacks), which notebook 04 shows
+one by one and `train()` runs in order for the CLI and demo model; the run folder is runs.py's."""
 
 import os
 import shutil
 import time
 import warnings
 import zipfile
-from dataclasses import fields
 from pathlib import Path
 
 import keras
@@ -15,7 +13,7 @@ import keras
 from helpers.alexnet import build_alexnet, head_loss
 from helpers.config import TrainConfig
 from helpers.data import augmentation, check_split, list_images, load_split, steps_per_epoch
-from helpers.environment import choose_precision, describe_hardware, device_report
+from helpers.environment import choose_precision, describe_hardware, device_report, release_memory
 from helpers.files import held, shown, write_atomic, write_json
 from helpers.runs import (
     MONITOR,
@@ -63,9 +61,8 @@ def load_best_model(run_dir: str | Path) -> keras.Model:
     if not isinstance(settings, dict):
         raise RunError(f"{shown(run_dir / 'config.json')} is missing: best.keras is loaded into "
                        "the model its settings build, so copy config.json along with it")
-    names = {field.name for field in fields(TrainConfig)}
-    config = TrainConfig(**{key: value for key, value in settings.items() if key in names})
-    model = build_model(config, steps=1)  # the schedule's length matters only to more training
+    known = {k: settings[k] for k in TrainConfig.__dataclass_fields__ if k in settings}
+    model = build_model(TrainConfig(**known), steps=1)  # the schedule only matters to more training
     with warnings.catch_warnings():  # the optimizer's state, needed only to train on, is skipped
         warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
         model.load_weights(run_dir / "best.keras")
@@ -194,10 +191,12 @@ class StopEarly(keras.callbacks.EarlyStopping):
 
 def callbacks(config: TrainConfig, run_dir: Path) -> list[keras.callbacks.Callback]:
     """The run's callbacks, in the order they act at each epoch's end: history, best model,
-    backup (a kill between two of them loses at most that epoch), then early stopping."""
+    backup (a kill between two of them loses at most that epoch), early stopping, then memory
+    handed back to the system."""
     return [HistoryLog(run_dir), SaveBest(Path(run_dir) / "best.keras"), Backup(run_dir),
             StopEarly(run_dir, monitor=MONITOR, mode="max", patience=config.patience,
-                      restore_best_weights=True)]
+                      restore_best_weights=True),
+            keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: release_memory())]
 
 
 def train(config: TrainConfig, processed_dir: str | Path, run_dir: str | Path,

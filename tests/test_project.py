@@ -300,6 +300,30 @@ def test_load_keras_fixes_mallocs_mmap_threshold_unless_told_not_to(given, expec
                              unset=("MALLOC_MMAP_THRESHOLD_",)) == expected
 
 
+RELEASED_AFTER_FREE = """
+import ctypes, os
+from helpers.environment import release_memory
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+def resident():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+blocks = [libc.malloc(1000) for _ in range(100_000)]
+for block in blocks:
+    ctypes.memset(block, 1, 1000)
+last = libc.malloc(1000)  # so that the freed blocks lie inside the heap, not at its top
+for block in blocks:
+    libc.free(ctypes.c_void_p(block))
+before = resident()
+print(release_memory(), before - resident() > 50_000_000)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
+@pytest.mark.parametrize("given, expected", [(None, "True True"), ("glibc", "False False")])
+def test_release_memory_hands_freed_heap_memory_back_unless_told_not_to(given, expected):
+    assert last_line_printed(RELEASED_AFTER_FREE, "HELPERS_MALLOC", given) == expected
+
+
 def last_line_printed(script: str, key: str, value: str | None, unset=()) -> str:
     """The last line `script` prints in a fresh interpreter with environment variable `key`
     set to `value` (None: unset), and the variables in `unset` unset."""
