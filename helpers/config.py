@@ -45,6 +45,11 @@ class TrainConfig:
                              f"{self.classes} and {self.image_size})")
 
 
+def saved_settings(saved: dict) -> dict:
+    """The TrainConfig fields of a run's config.json, which also holds the split's fingerprint."""
+    return {key: saved[key] for key in TrainConfig.__dataclass_fields__ if key in saved}
+
+
 @dataclass(frozen=True)
 class Profile:
     """How much data a run uses and how it trains."""

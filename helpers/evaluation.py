@@ -37,7 +37,7 @@ def dog_probability(model: keras.Model, images: np.ndarray, batch_size: int = 64
 def flip_tta_probability(model: keras.Model, images: np.ndarray, batch_size: int = 64):
     """Test-time augmentation: the mean of P(dog) for each photo and its mirror image."""
     return (dog_probability(model, images, batch_size)
-            + dog_probability(model, images[:, :, ::-1, :], batch_size)) / 2  # and mirrored
+            + dog_probability(model, images[:, :, ::-1, :], batch_size)) / 2
 
 
 def confusion_counts(labels: np.ndarray, dog_prob: np.ndarray, threshold: float = 0.5):

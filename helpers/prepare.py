@@ -214,7 +214,7 @@ def _build(source: Path, build: Path, files: list[Entry], inputs: dict, workers:
 
 def _report(head: str, tail: str, summary: dict, inputs: dict) -> dict:
     """Print the photos per split between `head` and `tail`, and warn of a class a split lacks."""
-    counts = summary["counts"]  # "17,998 train, 2,250 val, 2,250 test photos":
+    counts = summary["counts"]
     photos = ", ".join(f"{sum(counts.get(s, {}).values()):,} {s}" for s in SPLITS)
     print(f"{head}{photos} photos{tail}")
     for label in CLASS_NAMES:

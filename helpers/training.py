@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 
 from helpers.alexnet import build_alexnet, head_loss
-from helpers.config import TrainConfig
+from helpers.config import TrainConfig, saved_settings
 from helpers.data import augmentation, check_split, list_images, load_split, steps_per_epoch
 from helpers.environment import choose_precision, describe_hardware, device_report, release_memory
 from helpers.files import held, shown, write_atomic, write_json
@@ -61,8 +61,8 @@ def load_best_model(run_dir: str | Path) -> keras.Model:
     if not isinstance(settings, dict):
         raise RunError(f"{shown(run_dir / 'config.json')} is missing: best.keras is loaded into "
                        "the model its settings build, so copy config.json along with it")
-    known = {k: settings[k] for k in TrainConfig.__dataclass_fields__ if k in settings}
-    model = build_model(TrainConfig(**known), steps=1)  # the schedule only matters to more training
+    config = TrainConfig(**saved_settings(settings))
+    model = build_model(config, steps=1)  # the schedule's length matters only to more training
     with warnings.catch_warnings():  # the optimizer's state, needed only to train on, is skipped
         warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
         model.load_weights(run_dir / "best.keras")

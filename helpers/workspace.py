@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from helpers.config import DATA_DIR, PROFILE, SEED, Profile, TrainConfig, get_profile
+from helpers.config import DATA_DIR, PROFILE, SEED, Profile, get_profile, saved_settings
 from helpers.environment import describe_hardware, device_report, is_colab, peak_memory_gb
 from helpers.files import DRIVE_MOUNT, project_root, shown, write_text
 from helpers.photos import find_photos
@@ -146,8 +146,7 @@ def run_record(run: Run) -> tuple[list[dict], dict, dict, str]:
         files = [reference_file(name) for name in ("history.json", "config.json", "metrics.json")]
         label = "the series' reference run (no training of yours in this work folder yet)"
     history, config, metrics = (json.loads(path.read_text()) for path in files)
-    settings = {key: config[key] for key in TrainConfig.__dataclass_fields__ if key in config}
-    return history, metrics, settings, label
+    return history, metrics, saved_settings(config), label
 
 
 def describe(run: Run, **first: str) -> str:
