@@ -7,12 +7,12 @@ optimizer or an average of the weights. Every recipe trains for --epochs on the 
 the whole validation split. The test split is never read.
 
 Each result is one row of results/tuning.json (or --out): the recipe, what changed, the
-validation accuracy at the end of training and its 95% interval, the best epoch's, minutes,
-images/s, the CPU or GPU (and whether oneDNN was asked for), the pilot's scale, and for a recipe
-that averages the weights the raw weights' last epoch too. A row
-replaces an earlier one of the same recipe, scale and hardware; the file is rewritten
-atomically after every recipe, so an interrupted tuning keeps what it finished. Notebook 05
-shows the table.
+validation accuracy at the end of training and its 95% interval, the best epoch's, every
+epoch's validation and training accuracy and seconds, minutes, images/s, the CPU or GPU (and
+whether oneDNN was asked for), the pilot's scale, and for a recipe that averages the weights
+the raw weights' last epoch too. A row replaces an earlier one of the same recipe, scale and
+hardware; the file is rewritten atomically after every recipe, so an interrupted tuning keeps
+what it finished. Notebook 05 shows the table.
 
 Why: a recipe change earns its place by a measured gain on validation, with the noise (the
 interval, and the baseline trained with a second seed) beside it. Short pilots rank recipes
@@ -192,6 +192,10 @@ def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> di
         model = build_model(config, steps)  # one schedule over every stage's epochs
         compile_recipe(model, recipe, config, steps)
         seconds, images, train_seconds, per_epoch, done = 0.0, 0, 0.0, [], 0
+        train_per_epoch, epoch_seconds, began = [], [], []
+        timer = keras.callbacks.LambdaCallback(  # each epoch's seconds, its validation included
+            on_epoch_begin=lambda epoch, logs: began.append(time.perf_counter()),
+            on_epoch_end=lambda epoch, logs: epoch_seconds.append(time.perf_counter() - began[-1]))
         for size, epochs in phases(recipe, config):
             train_kwargs, val_kwargs = fit_data(processed, dataclasses.replace(
                 config, image_size=size), choose_loader("auto"))
@@ -199,10 +203,11 @@ def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> di
             clock = StopAtAccuracy(math.inf, math.inf, train_count, config.batch_size)
             started = time.perf_counter()
             history = stage.fit(**train_kwargs, **val_kwargs, initial_epoch=done, epochs=epochs,
-                                verbose=verbose, callbacks=[clock])
+                                verbose=verbose, callbacks=[clock, timer])
             seconds += time.perf_counter() - started  # training and each epoch's validation
             images, train_seconds = images + clock.images, train_seconds + clock.train_seconds
             per_epoch += [float(value) for value in history.history["val_accuracy"]]
+            train_per_epoch += [float(value) for value in history.history["accuracy"]]
             done = epochs
         val = val_kwargs["validation_data"]  # a dataset, or (images, targets) arrays
         final = (model.evaluate(*val, batch_size=config.batch_size, verbose=0, return_dict=True)
@@ -214,7 +219,8 @@ def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> di
     return {
         "recipe": name, "changes": recipe.changes, "val_accuracy": accuracy,
         "val_interval": [low, high], "best_epoch_val_accuracy": max(per_epoch),
-        "val_accuracy_per_epoch": per_epoch, "minutes": seconds / 60,
+        "val_accuracy_per_epoch": per_epoch, "train_accuracy_per_epoch": train_per_epoch,
+        "epoch_seconds": epoch_seconds, "minutes": seconds / 60,
         "images_per_s": images / train_seconds if train_seconds else 0.0,
         "epochs": config.epochs, "image_size": config.image_size,
         "pilot_image_size": base.image_size, "train_photos": train_count,

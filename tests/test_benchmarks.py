@@ -407,6 +407,8 @@ def test_a_progressive_recipe_trains_smaller_photos_first_on_the_same_layers(pro
                           "--out", str(out), "--verbose", "0"])
     assert row["phases"] == [[128, 1], [180, 3]]  # the recipe's own sizes, whatever the pilot's
     assert len(row["val_accuracy_per_epoch"]) == 3 and row["image_size"] == 180
+    assert len(row["train_accuracy_per_epoch"]) == 3 and len(row["epoch_seconds"]) == 3
+    assert all(0 < seconds < row["minutes"] * 60 for seconds in row["epoch_seconds"])
     assert json.loads(out.read_text()) == [row]
 
 
