@@ -58,7 +58,7 @@ def _train(args: argparse.Namespace) -> None:
     try:
         config = replace(get_profile(args.profile).train, **overrides)
         summary = train(config, args.data, args.run_dir, restart=args.restart)
-    except (RunError, Busy, FileNotFoundError, ValueError) as error:
+    except (RunError, Busy, OSError, ValueError) as error:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:
         sys.exit("interrupted: the finished epochs are saved; run the same command again to resume")

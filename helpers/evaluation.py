@@ -16,7 +16,7 @@ from helpers.data import check_split, list_images, load_image, load_split
 from helpers.files import shown
 from helpers.photos import CLASS_NAMES, first_photos, link_photos
 from helpers.prepare import TEST_FRACTION, VAL_FRACTION
-from helpers.runs import MONITOR, RunError, read_history
+from helpers.runs import MONITOR, RunError, read_history, split_id
 from helpers.training import load_best_model, train
 from helpers.workspace import Run
 
@@ -161,7 +161,8 @@ def saved_or_demo_model(run: Run) -> tuple[keras.Model, str]:
     val = round(per_class * VAL_FRACTION)
     limit = per_class - val - round(per_class * TEST_FRACTION)
     photos = first_photos(run.processed / "train", limit) + first_photos(run.processed / "val", val)
-    demo_photos = link_photos(photos, run.processed, run.local / "data" / f"demo-{limit}")
+    demo_photos = link_photos(photos, run.processed,  # a new split (another seed) gets its own
+                              run.local / "data" / f"demo-{limit}-{split_id(run.processed)}")
     config, demo_dir = replace(quick.train, seed=run.seed), run.models / "demo"
     try:
         summary = train(config, demo_photos, demo_dir, verbose=0)

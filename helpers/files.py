@@ -54,6 +54,18 @@ class Busy(Exception):
     """Another live process holds the lock; the message names it and what to do."""
 
 
+def claim(mine: Path, lock: Path) -> None:
+    """Create `lock` holding `mine`'s text, or raise FileExistsError: a hard link, or where the
+    file system has none (Google Drive), a file only this call can create."""
+    try:
+        os.link(mine, lock)
+    except FileExistsError:
+        raise
+    except OSError:
+        with os.fdopen(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY), "w") as file:
+            file.write(mine.read_text())
+
+
 @contextmanager
 def held(lock: Path, what: str):
     """Hold `lock` (a file naming this process) while the block runs: refuse while a live
@@ -63,7 +75,7 @@ def held(lock: Path, what: str):
     try:
         while True:
             try:
-                os.link(mine, lock)
+                claim(mine, lock)
                 break
             except FileExistsError:
                 holder = 0

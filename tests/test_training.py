@@ -8,6 +8,7 @@ network separates in an epoch or two. The kills at every write use a tiny dense 
 what they check is the run folder, not the network.
 """
 
+import errno
 import json
 import os
 import shutil
@@ -28,7 +29,7 @@ from helpers.__main__ import main
 from helpers.config import PROFILES, Profile, TrainConfig, get_profile
 from helpers.data import list_images, load_split, steps_per_epoch
 from helpers.evaluation import saved_or_demo_model
-from helpers.files import Busy, shown
+from helpers.files import Busy, held, shown
 from helpers.prepare import prepare
 from helpers.runs import MONITOR, RunError, epochs_done, open_run, read_history, split_id
 from helpers.training import (
@@ -232,8 +233,24 @@ def test_a_second_training_on_the_same_folder_is_refused_while_the_first_runs(pr
     finally:
         holder.kill()
         holder.wait()
+    (run_dir / f".lock.{holder.pid}").write_text(f"{holder.pid}\n")  # a kill left it half taken
     train(replace(CONFIG, epochs=1), processed, run_dir, verbose=0)  # a dead holder's lock
     assert not (run_dir / ".lock").exists() and (run_dir / "finished.json").exists()
+
+
+def test_the_lock_is_taken_where_files_cannot_be_hard_linked(tmp_path, monkeypatch):
+    def no_links(source, target):  # as on Google Drive in Colab
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(os, "link", no_links)
+    lock = tmp_path / ".lock"
+    with held(lock, "training"):
+        assert lock.read_text() == f"{os.getpid()}\n"
+        with pytest.raises(Busy, match=rf"another training \(process {os.getpid()}\)"):
+            with held(lock, "training"):
+                pass
+        assert lock.read_text() == f"{os.getpid()}\n"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_run_is_never_resumed_on_other_data(processed, tmp_path):
@@ -551,7 +568,7 @@ def test_train_command_trains_then_reports_then_restarts(processed, tmp_path, ca
     assert third.startswith(f"New run in run; the earlier run is in run/{aside[0].name}.")
 
 
-def test_train_command_errors_are_one_line(petimages, tmp_path, monkeypatch):
+def test_train_command_errors_are_one_line(petimages, processed, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cases = {
         ("--data", "PetImages"): "error: PetImages holds the photos themselves (Cat/ and Dog/), "
@@ -569,6 +586,11 @@ def test_train_command_errors_are_one_line(petimages, tmp_path, monkeypatch):
         assert str(exit_.value).startswith(expected), arguments
         assert "\n" not in str(exit_.value)
     assert not Path("run").exists()  # refused before the run folder was touched
+    Path("notes").write_text("mine")  # a file where the run folder would go
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--data", str(processed), "--run-dir", "notes", *CLI_CONFIG])
+    assert str(exit_.value).startswith("error: ") and "this is a bug" not in str(exit_.value)
+    assert "\n" not in str(exit_.value) and Path("notes").read_text() == "mine"
 
 
 def test_summary_command_prints_paths_from_the_current_folder(tmp_path, monkeypatch, capsys):
@@ -611,6 +633,15 @@ def test_saved_or_demo_model(tmp_path, monkeypatch):
     assert files_of(run.models / "demo") == before  # reused, not trained again
     probe = np.zeros((1, size, size, 3), "uint8")
     np.testing.assert_array_equal(model.predict(probe, verbose=0), again.predict(probe, verbose=0))
+
+    shutil.rmtree(run.processed)  # split again with another seed: the old demo's training photos
+    prepare(pets, run.processed, seed=7, workers=1)  # may be test photos now
+    saved_or_demo_model(run)
+    used = json.loads((run.models / "demo" / "config.json").read_text())["split"]
+    (demo,) = [d for d in (run.local / "data").glob("demo-*") if split_id(d) == used]
+    for split in ("train", "val"):
+        assert ({p.name for p in (demo / split).rglob("*.jpg")}
+                <= {p.name for p in (run.processed / split).rglob("*.jpg")})
 
     run = Run(get_profile("quick"), work, work, None, seed=42)  # as if 04 trained it
     run.model_dir.mkdir(parents=True)
