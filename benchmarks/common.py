@@ -6,13 +6,13 @@ import contextlib
 import dataclasses
 import json
 import math
-import shutil
 from pathlib import Path
 
 from helpers.config import get_profile
 from helpers.files import write_text
-from helpers.photos import CLASS_NAMES, SPLITS, find_source, link_or_copy
+from helpers.photos import CLASS_NAMES, SPLITS, find_source, link_photos
 from helpers.prepare import prepare
+from helpers.runs import split_id
 from helpers.workspace import from_root
 
 DEFAULT_WORK_DIR = Path("build") / "bench"
@@ -102,7 +102,7 @@ def prepared_split(data_dir: str | Path, work_dir: str | Path, max_photos: int |
     if is_prepared(data_dir):
         if not max_photos:
             return data_dir
-        return limit_split(data_dir, work_dir / f"subset{suffix}", max_photos)
+        return limit_split(data_dir, work_dir / f"subset{suffix}-{split_id(data_dir)}", max_photos)
     source = find_source(data_dir)
     dest = work_dir / f"processed{suffix}"
     prepare(source, dest, seed=seed,
@@ -111,19 +111,14 @@ def prepared_split(data_dir: str | Path, work_dir: str | Path, max_photos: int |
 
 
 def limit_split(processed: Path, dest: Path, max_photos: int) -> Path:
-    """Hard-link (or copy) the first photos of every split and class of `processed` into
-    `dest`, the same fraction of each, about `max_photos` in all."""
-    folders = [(split, name) for split in SPLITS for name in CLASS_NAMES
-               if (processed / split / name).is_dir()]
-    files = {key: sorted((processed / key[0] / key[1]).glob("*.jpg")) for key in folders}
-    fraction = min(1.0, max_photos / max(1, sum(len(v) for v in files.values())))
-    shutil.rmtree(dest, ignore_errors=True)
-    for (split, name), paths in files.items():
-        target = dest / split / name
-        target.mkdir(parents=True)
-        for path in paths[:max(1, math.ceil(len(paths) * fraction))]:
-            link_or_copy(path, target / path.name)
-    return dest
+    """The first photos of every split and class of `processed`, the same fraction of each,
+    about `max_photos` in all, hard-linked into `dest` once (link_photos)."""
+    files = [sorted((processed / split / name).glob("*.jpg")) for split in SPLITS
+             for name in CLASS_NAMES]
+    fraction = min(1.0, max_photos / max(1, sum(map(len, files))))
+    return link_photos([path for paths in files if paths
+                        for path in paths[:max(1, math.ceil(len(paths) * fraction))]],
+                       processed, dest)
 
 
 def format_table(rows: list[tuple[str, str, str]]) -> str:

@@ -27,9 +27,9 @@ Why: the series claims a full run fits a 12 GB Colab / laptop with room to spare
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -70,7 +70,6 @@ def child(config_json: str, processed: str, run_dir: str, steps: str, epochs: st
     from helpers.training import build_model, callbacks, datasets, open_run
 
     config, steps, epochs = TrainConfig(**json.loads(config_json)), int(steps) or None, int(epochs)
-    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run, never a resumed one
     started = time.perf_counter()
     precision = choose_precision(config.precision)
     keras.mixed_precision.set_dtype_policy(precision)
@@ -123,11 +122,9 @@ def run(processed: Path, work_dir: Path, config, steps: int | None = None,
         raise ValueError(f"--steps must be at least 1, got {steps}")
     if epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {epochs}")
-    run_dir = work_dir / "memory-run"
-    try:
-        found = measure(processed, run_dir, config, steps, epochs, malloc)
-    finally:
-        shutil.rmtree(run_dir, ignore_errors=True)  # a best.keras of ~0.7 GB
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="memory-run-", dir=work_dir) as run_dir:  # a fresh run
+        found = measure(processed, Path(run_dir), config, steps, epochs, malloc)
     return {"peak_rss_gb": found["peak_rss_bytes"] / 1e9, "memory_train_images":
             found["train_images"], "memory_train_s": found["seconds"], "memory_steps": steps,
             "memory_epochs": epochs, "memory_malloc": malloc,

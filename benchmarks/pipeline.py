@@ -5,7 +5,7 @@ training photos in one run.
     every photo in Python, one at a time, in every epoch;
 (b) first epoch of helpers.data.load_split as training uses it (shuffled) - tf.data decodes and
     resizes in parallel and fills the uint8 cache (in memory when it fits, as in training, else
-    in a file, e.g. the full training split: 2.8 GB at 227 px);
+    in a file, e.g. the full training split: 1.75 GB at 180 px);
 (c) a later, cached epoch of the same dataset - no decoding at all, the pixels read back from
     the cache (a file cache is checked to be complete after (b)).
 

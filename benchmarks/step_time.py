@@ -5,11 +5,11 @@ precision) on one synthetic batch, timed as benchmarks.precision times it, each 
 process of its own (so that no setting inherits another's memory pools), one after another
 in one run so the ratios compare like with like on this machine:
 
-* as trained: the full profile's run (227 px, batch 64, augmentation inside the model);
+* as trained: the full profile's run (180 px, batch 64, augmentation inside the model);
 * XLA requested: compiled with jit_compile=True (Keras leaves XLA off on a CPU by default, and
   falls back when a layer cannot be compiled; the row says whether XLA really ran);
 * flip only: no random rotation, zoom or translation (what those three cost);
-* 180 px: the shared photos' own size instead of upscaling to 227 px;
+* 180 px: the shared photos' own size (the same as trained while the profile trains at 180);
 * twice the batch;
 * malloc as glibc leaves it: without helpers.environment.fix_mmap_threshold, which keeps
   memory from growing over epochs (benchmarks.memory); this row says what that costs in time;

@@ -2,10 +2,10 @@
 accuracy, on whatever machine and Keras backend runs it.
 
 The recipe is the full profile's run (config.get_profile("full").train): AlexNet
-"bn", 227 px, batch 64, Adam 1e-3 with one warm-up epoch then cosine decay over --epochs (12),
-label smoothing 0.05, augmentation inside the model, automatic precision. Training stops at the
-first epoch whose val_accuracy reaches --target (0.9368), or when --time-limit seconds have
-passed (checked after every batch).
+"bn", 180 px, batch 64, Adam 1e-3 with one warm-up epoch then cosine decay over the profile's
+epochs, no label smoothing, augmentation inside the model, automatic precision. Training stops
+at the first epoch whose val_accuracy reaches --target (0.9368), or when --time-limit seconds
+have passed (checked after every batch).
 
 It runs under any Keras backend. Under TensorFlow the photos come through
 helpers.data.load_split, as in training; otherwise (e.g. KERAS_BACKEND=jax on a machine

@@ -25,7 +25,6 @@ cheaply; only the full-scale run says what the winner reaches.
 import dataclasses
 import json
 import math
-import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,6 +48,7 @@ from helpers.environment import describe_hardware, device_report
 from helpers.evaluation import wilson_interval
 from helpers.files import write_text
 from helpers.photos import first_photos, link_photos
+from helpers.runs import split_id
 from helpers.training import build_model, learning_rate_schedule
 from helpers.workspace import from_root
 
@@ -137,13 +137,12 @@ def compile_recipe(model: keras.Model, recipe: Recipe, config, steps: int) -> No
 
 def pilot_split(processed: Path, dest: Path, train_photos: int | None) -> Path:
     """The split to tune on: the first train_photos/2 training photos of each class and every
-    validation photo, hard-linked into `dest` (made again each time: only this module writes
-    it); `processed` itself when train_photos is None."""
+    validation photo, hard-linked into `dest` once (link_photos); `processed` itself when
+    train_photos is None."""
     if train_photos is None:
         return processed
     if train_photos < 2:
         raise ValueError(f"--train-photos must be at least 2 (1 per class), got {train_photos}")
-    shutil.rmtree(dest, ignore_errors=True)
     return link_photos(first_photos(processed / "train", train_photos // 2)
                        + first_photos(processed / "val", None), processed, dest)
 
@@ -269,7 +268,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     processed = prepared_split(args.data_dir, args.work_dir, args.max_photos, args.seed)
     if args.train_photos:
-        processed = pilot_split(processed, from_root(args.work_dir) / f"tuning-{args.train_photos}",
+        processed = pilot_split(processed, from_root(args.work_dir)
+                                / f"tuning-{args.train_photos}-{split_id(processed)}",
                                 args.train_photos)
     base = config_from(args)
     out, results = from_root(args.out), []

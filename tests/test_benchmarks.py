@@ -122,6 +122,9 @@ def test_limit_split_takes_the_same_fraction_of_every_split(processed, tmp_path)
     counts = {split: len(list((subset / split).rglob("*.jpg"))) for split in ("train", "val")}
     assert 0 < counts["val"] < counts["train"] <= 12
     assert (subset / "train" / "cat").stat().st_dev == (processed / "train").stat().st_dev
+    (subset / "train" / "cat" / "notes.txt").write_text("mine")
+    assert limit_split(processed, subset, 12) == subset  # made once, then used as it is
+    assert (subset / "train" / "cat" / "notes.txt").read_text() == "mine"
 
 
 def test_prepared_split_uses_a_prepared_folder_as_it_is(processed, tmp_path):
@@ -138,6 +141,8 @@ def test_precision_reports_both_throughputs(capsys):
 
 
 def test_memory_fills_the_cache_then_trains_some_steps_in_a_child(processed, tmp_path, capsys):
+    (tmp_path / "memory-run").mkdir()  # a folder of the user's, by the name the run once had
+    (tmp_path / "memory-run" / "notes.txt").write_text("mine")
     memory.main(["--data-dir", str(processed), "--work-dir", str(tmp_path), *TINY_MODEL,
                  "--steps", "2"])
     result = printed_json(capsys)
@@ -145,7 +150,8 @@ def test_memory_fills_the_cache_then_trains_some_steps_in_a_child(processed, tmp
     assert 0.1 < result["peak_rss_gb"] < 64  # a Python process with Keras, not bytes or KiB
     assert result["memory_train_images"] == len(list((processed / "train").rglob("*.jpg")))
     assert result["memory_steps"] == 2 and result["memory_image_size"] == 67
-    assert not (tmp_path / "memory-run").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["memory-run"]  # its own run removed
+    assert (tmp_path / "memory-run" / "notes.txt").read_text() == "mine"
 
 
 def test_memory_over_several_epochs_reports_the_peak_after_each(processed, tmp_path, capsys):

@@ -10,7 +10,7 @@ import re
 import sys
 from pathlib import Path
 
-from helpers.files import project_root
+from helpers.files import project_root, write_text
 from tools.links import colab_badge, install_url
 
 BADGE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\(https://colab\.research\.google\.com/github/"
@@ -35,7 +35,7 @@ def _rewrite_notebook(path: Path) -> bool:
             cell["source"] = new.splitlines(keepends=True)
             changed = True
     if changed:
-        path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+        write_text(path, json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
     return changed
 
 
@@ -58,7 +58,7 @@ def sync_links(root: Path | None = None, check: bool = False) -> list[Path]:
                 if path.suffix == ".ipynb":
                     _rewrite_notebook(path)
                 else:
-                    path.write_text(rewrite(path.read_text()))
+                    write_text(path, rewrite(path.read_text()))
     return stale
 
 
