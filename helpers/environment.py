@@ -63,10 +63,7 @@ def gpus() -> list[str]:
 
 def _cpuinfo() -> str:
     """/proc/cpuinfo's text (Linux), empty where there is none."""
-    try:
-        return Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
+    return Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
 
 
 def cpu_has_bf16() -> bool:

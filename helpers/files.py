@@ -55,8 +55,7 @@ class Busy(Exception):
 
 
 def claim(mine: Path, lock: Path) -> None:
-    """Create `lock` holding `mine`'s text, or raise FileExistsError: a hard link, or where the
-    file system has none (Google Drive), a file only this call can create."""
+    """Make `lock` a copy of `mine`, else FileExistsError: a hard link, or O_EXCL on Drive."""
     try:
         os.link(mine, lock)
     except FileExistsError:

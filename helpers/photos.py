@@ -37,14 +37,6 @@ def find_photos(folder: str | Path) -> Path | None:
     return source if all(any(p.iterdir()) for p in classes) else None
 
 
-def link_or_copy(source: str | Path, target: str | Path) -> None:
-    """Hard-link `source` to `target` (no extra space); copy it where no hard link can be made."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
-
-
 def first_photos(folder: Path, count: int | None) -> list[Path]:
     """The first `count` photos (by name) of each class folder in `folder`; None: all."""
     return [path for name in CLASS_NAMES for path in sorted((folder / name).glob("*.jpg"))[:count]]
@@ -60,6 +52,9 @@ def link_photos(paths, base: Path, dest: Path) -> Path:
     for photo in paths:
         target = building / Path(photo).relative_to(base)
         target.parent.mkdir(parents=True, exist_ok=True)
-        link_or_copy(photo, target)
+        try:
+            os.link(photo, target)  # no extra space
+        except OSError:  # no hard links here (Google Drive) or across disks: a copy
+            shutil.copyfile(photo, target)
     os.replace(building, dest)
     return dest
