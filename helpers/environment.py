@@ -63,7 +63,10 @@ def gpus() -> list[str]:
 
 def _cpuinfo() -> str:
     """/proc/cpuinfo's text (Linux), empty where there is none."""
-    return Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
 
 
 def cpu_has_bf16() -> bool:

@@ -2,13 +2,16 @@
 renamed into place, so a reader finds the old file or the new one), and paths as printed."""
 
 import json
+import math
 import os
+import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from helpers.environment import process_alive
 
 DRIVE_MOUNT = Path("/content/drive")  # where Colab mounts Google Drive
+LOCK_WRITE_S = 5.0  # seconds an empty lock file is taken to be still in the making
 
 
 def write_atomic(path: str | Path, write) -> None:
@@ -54,39 +57,28 @@ class Busy(Exception):
     """Another live process holds the lock; the message names it and what to do."""
 
 
-def claim(mine: Path, lock: Path) -> None:
-    """Make `lock` a copy of `mine`, else FileExistsError: a hard link, or O_EXCL on Drive."""
-    try:
-        os.link(mine, lock)
-    except FileExistsError:
-        raise
-    except OSError:
-        with os.fdopen(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY), "w") as file:
-            file.write(mine.read_text())
-
-
 @contextmanager
 def held(lock: Path, what: str):
     """Hold `lock` (a file naming this process) while the block runs: refuse while a live
     process holds it, take it over from a dead one, remove it afterwards."""
-    mine = lock.with_name(f"{lock.name}.{os.getpid()}")
-    mine.write_text(f"{os.getpid()}\n")  # whole before it is linked: never read half written
-    try:
-        while True:
-            try:
-                claim(mine, lock)
-                break
-            except FileExistsError:
-                holder = 0
-                with suppress(OSError, ValueError):
-                    holder = int(lock.read_text())
-                if holder and process_alive(holder):
-                    raise Busy(f"another {what} (process {holder}) is using {shown(lock.parent)}"
-                               f"; wait for it to finish, or delete {shown(lock)} if none is "
-                               "running") from None
+    while True:
+        try:  # O_EXCL: of the processes making it at once, exactly one succeeds (Drive too)
+            with os.fdopen(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY), "w") as file:
+                file.write(f"{os.getpid()}\n")
+            break
+        except FileExistsError:
+            holder, age = 0, math.inf
+            with suppress(OSError, ValueError):
+                age = time.time() - lock.stat().st_mtime
+                holder = int(lock.read_text())
+            if not holder and age < LOCK_WRITE_S:  # just made, its number not yet written
+                time.sleep(0.1)
+            elif holder and process_alive(holder):
+                raise Busy(f"another {what} (process {holder}) is using {shown(lock.parent)}; "
+                           f"wait for it to finish, or delete {shown(lock)} if none is running"
+                           ) from None
+            else:
                 lock.unlink(missing_ok=True)  # its process is gone: try again
-    finally:
-        mine.unlink()
     try:
         yield
     finally:

@@ -70,7 +70,7 @@ def open_run(config: TrainConfig, run_dir: str | Path, split: str = "",
     run_dir = Path(run_dir)
     if run_dir.is_dir():  # files training did not write (a user's notes) are never touched
         foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in (*RUN_FILES, ".lock")
-                         and not p.name.startswith((".tmp-", "previous-", ".lock.")))
+                         and not p.name.startswith((".tmp-", "previous-")))
         if foreign:
             raise RunError(f"{shown(run_dir)} holds files training did not write ("
                            f"{', '.join(foreign)}); nothing was changed. Train into a new or "

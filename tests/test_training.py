@@ -8,13 +8,13 @@ network separates in an epoch or two. The kills at every write use a tiny dense 
 what they check is the run folder, not the network.
 """
 
-import errno
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from dataclasses import asdict, replace
@@ -233,22 +233,28 @@ def test_a_second_training_on_the_same_folder_is_refused_while_the_first_runs(pr
     finally:
         holder.kill()
         holder.wait()
-    (run_dir / f".lock.{holder.pid}").write_text(f"{holder.pid}\n")  # a kill left it half taken
     train(replace(CONFIG, epochs=1), processed, run_dir, verbose=0)  # a dead holder's lock
     assert not (run_dir / ".lock").exists() and (run_dir / "finished.json").exists()
 
 
-def test_the_lock_is_taken_where_files_cannot_be_hard_linked(tmp_path, monkeypatch):
-    def no_links(source, target):  # as on Google Drive in Colab
-        raise OSError(errno.ENOSYS, "Function not implemented")
-
-    monkeypatch.setattr(os, "link", no_links)
-    lock = tmp_path / ".lock"
-    with held(lock, "training"):
-        assert lock.read_text() == f"{os.getpid()}\n"
-        with pytest.raises(Busy, match=rf"another training \(process {os.getpid()}\)"):
+def test_an_empty_lock_is_in_the_making_until_it_is_old(tmp_path):
+    """O_EXCL makes the lock before its process number is written: a lock that young and
+    empty is waited for, not taken over; an old empty one was left by a kill."""
+    lock, holder = tmp_path / ".lock", subprocess.Popen(["sleep", "60"])
+    try:
+        lock.touch()
+        fill = threading.Timer(0.5, lambda: lock.write_text(f"{holder.pid}\n"))
+        fill.start()
+        with pytest.raises(Busy, match=rf"another training \(process {holder.pid}\)"):
             with held(lock, "training"):
                 pass
+        fill.join()
+    finally:
+        holder.kill()
+        holder.wait()
+    lock.write_text("")
+    os.utime(lock, (time.time() - 60, time.time() - 60))
+    with held(lock, "training"):
         assert lock.read_text() == f"{os.getpid()}\n"
     assert list(tmp_path.iterdir()) == []
 
