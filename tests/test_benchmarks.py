@@ -127,6 +127,17 @@ def test_limit_split_takes_the_same_fraction_of_every_split(processed, tmp_path)
     assert (subset / "train" / "cat" / "notes.txt").read_text() == "mine"
 
 
+def test_a_limited_split_is_made_for_the_split_it_limits(pets, processed, tmp_path):
+    other = tmp_path / "other"  # the same photos split with another seed
+    prepare(pets, other, seed=7, workers=1, verbose=False)
+    first = prepared_split(processed, tmp_path / "work", max_photos=12)
+    second = prepared_split(other, tmp_path / "work", max_photos=12)
+    assert first != second and first.parent == second.parent
+    for split in ("train", "val"):
+        assert ({p.name for p in (second / split).rglob("*.jpg")}
+                <= {p.name for p in (other / split).rglob("*.jpg")})
+
+
 def test_prepared_split_uses_a_prepared_folder_as_it_is(processed, tmp_path):
     assert prepared_split(processed, tmp_path) == processed
     with pytest.raises(FileNotFoundError):
