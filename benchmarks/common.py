@@ -116,7 +116,7 @@ def limit_split(processed: Path, dest: Path, max_photos: int) -> Path:
     files = [sorted((processed / split / name).glob("*.jpg")) for split in SPLITS
              for name in CLASS_NAMES]
     fraction = min(1.0, max_photos / max(1, sum(map(len, files))))
-    return link_photos([path for paths in files if paths
+    return link_photos([path for paths in files
                         for path in paths[:max(1, math.ceil(len(paths) * fraction))]],
                        processed, dest)
 

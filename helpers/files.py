@@ -2,7 +2,6 @@
 renamed into place, so a reader finds the old file or the new one), and paths as printed."""
 
 import json
-import math
 import os
 import time
 from contextlib import contextmanager, suppress
@@ -67,7 +66,7 @@ def held(lock: Path, what: str):
                 file.write(f"{os.getpid()}\n")
             break
         except FileExistsError:
-            holder, age = 0, math.inf
+            holder, age = 0, LOCK_WRITE_S  # unreadable: not one in the making
             with suppress(OSError, ValueError):
                 age = time.time() - lock.stat().st_mtime
                 holder = int(lock.read_text())
