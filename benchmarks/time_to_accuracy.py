@@ -48,16 +48,21 @@ DEFAULT_TIME_LIMIT_S = 3 * 3600
 
 class StopAtAccuracy(keras.callbacks.Callback):
     """Stop once val_accuracy >= target (checked each epoch) or the time limit has passed
-    (checked each batch); record training-only seconds and the images trained on."""
+    (checked each batch); record training-only seconds, each epoch's seconds (validation
+    included) and the images trained on."""
 
     def __init__(self, target: float, time_limit_s: float, train_count: int, batch_size: int):
         super().__init__()
         self.target, self.time_limit_s = target, time_limit_s
         self.train_count, self.batch_size = train_count, batch_size
 
+    @property
+    def epochs(self) -> int:
+        return len(self.epoch_seconds)
+
     def on_train_begin(self, logs=None):
         self.started = time.perf_counter()
-        self.train_seconds, self.images, self.epochs = 0.0, 0, 0
+        self.train_seconds, self.images, self.epoch_seconds = 0.0, 0, []
         self.best, self.seconds_to_target, self.timed_out = float("nan"), None, False
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -73,7 +78,7 @@ class StopAtAccuracy(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._end_training_phase()
-        self.epochs += 1
+        self.epoch_seconds.append(time.perf_counter() - self.epoch_started)
         accuracy = float((logs or {}).get("val_accuracy", float("nan")))
         if not accuracy <= self.best:  # also replaces the initial NaN
             self.best = accuracy

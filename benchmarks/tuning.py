@@ -191,10 +191,7 @@ def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> di
         model = build_model(config, steps)  # one schedule over every stage's epochs
         compile_recipe(model, recipe, config, steps)
         seconds, images, train_seconds, per_epoch, done = 0.0, 0, 0.0, [], 0
-        train_per_epoch, epoch_seconds, began = [], [], []
-        timer = keras.callbacks.LambdaCallback(  # each epoch's seconds, its validation included
-            on_epoch_begin=lambda epoch, logs: began.append(time.perf_counter()),
-            on_epoch_end=lambda epoch, logs: epoch_seconds.append(time.perf_counter() - began[-1]))
+        train_per_epoch, epoch_seconds = [], []
         for size, epochs in phases(recipe, config):
             train_kwargs, val_kwargs = fit_data(processed, dataclasses.replace(
                 config, image_size=size), choose_loader("auto"))
@@ -202,9 +199,10 @@ def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> di
             clock = StopAtAccuracy(math.inf, math.inf, train_count, config.batch_size)
             started = time.perf_counter()
             history = stage.fit(**train_kwargs, **val_kwargs, initial_epoch=done, epochs=epochs,
-                                verbose=verbose, callbacks=[clock, timer])
+                                verbose=verbose, callbacks=[clock])
             seconds += time.perf_counter() - started  # training and each epoch's validation
             images, train_seconds = images + clock.images, train_seconds + clock.train_seconds
+            epoch_seconds += clock.epoch_seconds
             per_epoch += [float(value) for value in history.history["val_accuracy"]]
             train_per_epoch += [float(value) for value in history.history["accuracy"]]
             done = epochs
