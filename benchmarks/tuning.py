@@ -100,9 +100,9 @@ RECIPES = {
                                   "raw weights'", {**HOUR_AT_180, "zoom": 0.0}, ema=0.999),
     "progressive-128-180": Recipe("hour-at-180, but the first 10 of 22 epochs at 128 px, where a "
                                   "step costs a little over half: more epochs in the hour. The "
-                                  "same layers train at both sizes; at 128 px the 2x2 last "
-                                  "feature map is average-pooled to the 4x4 that fc6 reads at "
-                                  "180 px",
+                                  "same layers train at both sizes; at 128 px each cell of the "
+                                  "2x2 last feature map is copied into a 2x2 block of the 4x4 "
+                                  "that fc6 reads at 180 px",
                                   HOUR_AT_180, smaller_first=(128, 10 / 22)),
     "progressive-128-180-seed43": Recipe("progressive-128-180 with another seed: how far chance "
                                          "alone moves its result",
@@ -155,8 +155,8 @@ def recipe_config(name: str, base):
 
 def at_size(model: keras.Model, image_size: int) -> keras.Model:
     """`model`'s layers (weights shared) on image_size-pixel photos, compiled with its optimizer:
-    the last feature map is average-pooled to the size fc6 was built for, as torchvision's
-    AlexNet does, so the same fc6 reads it."""
+    adaptive average pooling, as in torchvision's AlexNet, brings the last feature map to the
+    size fc6 was built for (a smaller map is copied up, each cell into a block)."""
     flatten = model.get_layer("flatten")
     grid = tuple(flatten.input.shape[1:3])
     inputs = keras.Input((image_size, image_size, 3), name=model.inputs[0].name)
