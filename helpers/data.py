@@ -33,8 +33,10 @@ def list_images(split_dir: str | Path) -> tuple[list[Path], np.ndarray]:
 
 @functools.cache
 def photo_resizer(image_size: int) -> keras.layers.Resizing:
-    """The one resize of the pipeline and load_image, so both resize alike, under any backend."""
-    return keras.layers.Resizing(image_size, image_size, interpolation="bilinear", antialias=False)
+    """The one resize of the pipeline and load_image, so both resize alike, under any backend
+    and in float32 whatever the precision policy (bfloat16 pixels would be off by one)."""
+    return keras.layers.Resizing(image_size, image_size, interpolation="bilinear", antialias=False,
+                                 dtype="float32")
 
 
 def load_image(path: str | Path, image_size: int = INPUT_SIZE) -> np.ndarray:
@@ -122,10 +124,15 @@ def augmentation(flip: bool = True, rotation: float = 0.05, zoom: float = 0.1,
 
 def naive_batches(paths: list[Path], labels: np.ndarray, image_size: int = INPUT_SIZE,
                   batch_size: int = 64):
-    """The ImageDataGenerator way, the pipeline's yardstick: each photo decoded again per epoch."""
+    """The ImageDataGenerator way, the pipeline's yardstick: each photo opened, decoded and
+    resized by PIL (keras.utils.load_img, as ImageDataGenerator did) again every epoch."""
+    size = (image_size, image_size)
     for start in range(0, len(paths), batch_size):
-        chunk = paths[start:start + batch_size]
-        yield np.stack([load_image(p, image_size) for p in chunk]), labels[start:start + batch_size]
+        images = [keras.utils.img_to_array(keras.utils.load_img(path, target_size=size,
+                                                                interpolation="bilinear"),
+                                           dtype="uint8")
+                  for path in paths[start:start + batch_size]]
+        yield np.stack(images), labels[start:start + batch_size]
 
 
 def images_per_second(batches, limit: int | None = None) -> float:

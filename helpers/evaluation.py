@@ -51,8 +51,8 @@ def accuracy(labels: np.ndarray, dog_prob: np.ndarray, threshold: float = 0.5) -
 
 
 def wilson_interval(correct: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
-    """The Wilson score interval of a proportion (correct of total): where the accuracy on
-    endless photos like these lies, at `confidence`; unlike p +- z*se it stays inside [0, 1]."""
+    """The Wilson score interval (scipy's binomtest(...).proportion_ci(method="wilson")), written
+    out so notebook 06 shows the formula; unlike p +- z*se it stays inside [0, 1]."""
     if total <= 0 or not 0 <= correct <= total:
         raise ValueError(f"need 0 <= correct <= total and total > 0, got {correct} of {total}")
     z = NormalDist().inv_cdf(0.5 + confidence / 2)

@@ -153,13 +153,14 @@ class SaveBest(keras.callbacks.Callback):
 
 
 class Backup(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore resuming at the epoch of the restored optimizer's step count (Keras
-    trusts an epoch file written after the weights) and explaining a backup it cannot read."""
+    """BackupAndRestore resuming at the later of Keras's epoch file (written after the weights)
+    and the restored optimizer's step count, and explaining a backup it cannot read."""
 
     def __init__(self, run_dir: Path):
         super().__init__(Path(run_dir) / "backup", double_checkpoint=True)
 
     def on_train_begin(self, logs=None):
+        self.model._initial_epoch = None  # Keras sets it again from its epoch file, if readable
         try:
             super().on_train_begin(logs)
         except (OSError, ValueError, KeyError) as error:
@@ -171,8 +172,9 @@ class Backup(keras.callbacks.BackupAndRestore):
                 raise RunError(f"{shown(self.backup_dir)} cannot be read ({reason}). To "
                                f"{START_OVER}") from error
         steps, done = self.params.get("steps"), self.model.optimizer.iterations
-        if steps and os.path.exists(self._weights_path):
-            self.model._initial_epoch = int(keras.ops.convert_to_numpy(done)) // steps
+        if steps and os.path.exists(self._weights_path):  # mixed_float16 skips, uncounted, the
+            counted = int(keras.ops.convert_to_numpy(done)) // steps  # steps that overflow
+            self.model._initial_epoch = max(counted, self.model._initial_epoch or 0)
 
 
 class StopEarly(keras.callbacks.EarlyStopping):

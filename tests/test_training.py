@@ -20,6 +20,7 @@ import zipfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -411,6 +412,21 @@ def test_a_cut_off_backup_file_resumes_without_losing_a_finished_epoch(stopped_a
     log = EpochLog(raw_split(processed, "val")[0][:4])
     train(CONFIG, processed, run_dir, verbose=0, extra_callbacks=[log])
     assert log.started == started
+    assert [row["epoch"] for row in read_history(run_dir)] == [1, 2, 3, 4]
+
+
+def test_a_resume_trusts_the_epoch_file_when_steps_went_uncounted(stopped_after_two, processed,
+                                                                  tmp_path):
+    """Under mixed_float16 the loss-scaling optimizer skips, uncounted, a step that overflows:
+    the step count then says one epoch fewer than the weights have trained."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(stopped_after_two, run_dir)
+    with h5py.File(run_dir / "backup" / "latest.weights.h5", "r+") as weights:
+        iterations = weights["optimizer/vars/0"]  # the optimizer's step count, saved first
+        iterations[...] = iterations[()] - 1
+    log = EpochLog(raw_split(processed, "val")[0][:4])
+    train(CONFIG, processed, run_dir, verbose=0, extra_callbacks=[log])
+    assert log.started == [3, 4]
     assert [row["epoch"] for row in read_history(run_dir)] == [1, 2, 3, 4]
 
 
