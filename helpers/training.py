@@ -97,6 +97,11 @@ class HistoryLog(keras.callbacks.Callback):
         super().__init__()
         self.path, self.rows = Path(run_dir) / "history.json", read_history(run_dir)
 
+    def on_train_begin(self, logs=None):  # fit again on a finished run: it would start at epoch 1
+        if self.path.with_name("finished.json").exists():
+            raise RunError(f"the run in {shown(self.path.parent)} is finished: nothing to train. "
+                           f"To {START_OVER}")
+
     def on_epoch_begin(self, epoch, logs=None):
         self.rows, self.started = self.rows[:epoch], time.perf_counter()
 
@@ -196,8 +201,7 @@ def callbacks(config: TrainConfig, run_dir: Path) -> list[keras.callbacks.Callba
     backup (a kill between two of them loses at most that epoch), early stopping, then memory
     handed back to the system."""
     return [HistoryLog(run_dir), SaveBest(Path(run_dir) / "best.keras"), Backup(run_dir),
-            StopEarly(run_dir, monitor=MONITOR, mode="max", patience=config.patience,
-                      restore_best_weights=True),
+            StopEarly(run_dir, monitor=MONITOR, mode="max", patience=config.patience),
             keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: release_memory())]
 
 

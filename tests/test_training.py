@@ -34,7 +34,9 @@ from helpers.files import Busy, held, shown
 from helpers.prepare import prepare
 from helpers.runs import MONITOR, RunError, epochs_done, open_run, read_history, split_id
 from helpers.training import (
+    build_model,
     callbacks,
+    datasets,
     learning_rate_schedule,
     load_best_model,
     save_model,
@@ -189,6 +191,19 @@ def test_a_finished_run_is_reported_not_retrained(straight, processed, capsys):
     printed = capsys.readouterr().out
     assert printed.startswith(f"{shown(run_dir)} holds a finished run (5 epochs, best epoch ")
     assert "restart=True" in printed
+
+
+def test_fitting_a_finished_run_again_is_refused_and_changes_nothing(straight, processed):
+    """Notebook 04's fit cell run a second time: the backup is gone, so fit would start again at
+    epoch 1 and overwrite the history and the best model."""
+    config, run_dir, _, _ = straight
+    before = files_of(run_dir)
+    train_data, val_data, count = datasets(config, processed, config.seed)
+    model = build_model(config, steps_per_epoch(count, config.batch_size))
+    with pytest.raises(RunError, match="is finished: nothing to train. To start over"):
+        model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=0,
+                  shuffle=False, callbacks=callbacks(config, run_dir))
+    assert files_of(run_dir) == before
 
 
 def test_restart_moves_the_earlier_run_aside_and_deletes_nothing(straight, processed, tmp_path):
