@@ -6,6 +6,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import seaborn as sns
 from IPython import display
 from matplotlib.colors import to_rgb
@@ -21,6 +22,7 @@ CLASS_COLORS = {"cat": "tab:orange", "dog": "tab:blue"}  # each class's colour i
 plt.rcParams.update({"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10,
                      "xtick.labelsize": 9, "ytick.labelsize": 9, "legend.fontsize": 9,
                      "figure.titlesize": 12, "figure.dpi": DPI, "savefig.dpi": DPI})
+pd.set_option("display.max_colwidth", None)  # tables show whole cells: hardware names are long
 
 
 def save(fig, figures_dir: str | Path, name: str) -> Path:
