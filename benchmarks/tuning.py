@@ -49,7 +49,7 @@ from helpers.evaluation import wilson_interval
 from helpers.files import write_text
 from helpers.photos import first_photos, link_photos
 from helpers.runs import split_id
-from helpers.training import build_model, learning_rate_schedule
+from helpers.training import at_size, build_model, learning_rate_schedule, stages
 from helpers.workspace import from_root
 
 DEFAULT_OUT = Path("results") / "tuning.json"
@@ -63,11 +63,11 @@ class Recipe:
     overrides: dict = field(default_factory=dict)
     optimizer: str = "adam"  # adam (build_model's), adamw or sgd
     ema: float = 0.0  # the momentum of an average of the weights, judged at the end; 0: none
-    smaller_first: tuple[int, float] | None = None  # (image size, share of the epochs) run first
 
 
 HOUR_AT_180 = {"image_size": 180, "label_smoothing": 0.0, "rotation": 0.0, "conv_dropout": 0.0,
                "dense_dropout": 0.3}
+PROGRESSIVE = {**HOUR_AT_180, "first_size": 128, "first_share": 10 / 22}
 RECIPES = {
     "baseline": Recipe("the recipe the pilots started from: Adam 1e-3 with warm-up + cosine, L2 "
                        "2e-4 in the layers, label smoothing 0.05, batch-norm momentum 0.9, the "
@@ -102,18 +102,16 @@ RECIPES = {
                                   "step costs a little over half: more epochs in the hour. The "
                                   "same layers train at both sizes; at 128 px each cell of the "
                                   "2x2 last feature map is copied into a 2x2 block of the 4x4 "
-                                  "that fc6 reads at 180 px",
-                                  HOUR_AT_180, smaller_first=(128, 10 / 22)),
+                                  "that fc6 reads at 180 px", PROGRESSIVE),
     "progressive-128-180-seed43": Recipe("progressive-128-180 with another seed: how far chance "
                                          "alone moves its result",
-                                         {**HOUR_AT_180, "seed": 43},
-                                         smaller_first=(128, 10 / 22)),
+                                         {**PROGRESSIVE, "seed": 43}),
 }
 # What every recipe starts from, given the full profile's config: the variant's dropout rates,
-# label smoothing and rotation, as when the pilots began (the full profile has since taken
-# less-dropout's and hour-at-180's settings).
+# label smoothing and rotation, one image size, as when the pilots began (the full profile has
+# since taken less-dropout's, hour-at-180's and progressive-128-180's settings).
 PILOT_BASE = {"conv_dropout": None, "dense_dropout": None, "label_smoothing": 0.05,
-              "rotation": 0.05}
+              "rotation": 0.05, "first_size": None, "first_share": 0.0}
 PILOT_RECIPES = ("baseline", "bn-momentum-0.99", "baseline-seed43", "adamw", "sgd", "ema")
 
 
@@ -153,35 +151,6 @@ def recipe_config(name: str, base):
     return dataclasses.replace(base, **{**PILOT_BASE, **RECIPES[name].overrides})
 
 
-def at_size(model: keras.Model, image_size: int) -> keras.Model:
-    """`model`'s layers (weights shared) on image_size-pixel photos, compiled with its optimizer:
-    adaptive average pooling, as in torchvision's AlexNet, brings the last feature map to the
-    size fc6 was built for (a smaller map is copied up, each cell into a block)."""
-    flatten = model.get_layer("flatten")
-    grid = tuple(flatten.input.shape[1:3])
-    inputs = keras.Input((image_size, image_size, 3), name=model.inputs[0].name)
-    x = inputs
-    for layer in model.layers[1:]:
-        if layer is flatten and tuple(x.shape[1:3]) != grid:
-            x = keras.layers.AdaptiveAveragePooling2D(grid, name="pool_to_fc6")(x)
-        for step in layer.layers if isinstance(layer, keras.Sequential) else [layer]:
-            x = step(x)  # a Sequential (the augmentation) is built for one size: its layers aren't
-    resized = keras.Model(inputs, x, name=f"{model.name}_{image_size}px")
-    resized.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
-    return resized
-
-
-def phases(recipe: Recipe, config) -> list[list[int]]:
-    """[image size, epochs trained to] of each stage: the recipe's smaller size first, if any,
-    and at least the last epoch at the config's size."""
-    last = [config.image_size, config.epochs]
-    if recipe.smaller_first is None:
-        return [last]
-    size, share = recipe.smaller_first
-    first = min(max(1, round(config.epochs * share)), config.epochs - 1)
-    return [[size, first], last] if first else [last]
-
-
 def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> dict:
     """Train recipe `name` from `base` (a TrainConfig) on processed/train; its result row."""
     recipe = RECIPES[name]
@@ -192,7 +161,7 @@ def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> di
         compile_recipe(model, recipe, config, steps)
         seconds, images, train_seconds, per_epoch, done = 0.0, 0, 0.0, [], 0
         train_per_epoch, epoch_seconds = [], []
-        for size, epochs in phases(recipe, config):
+        for size, epochs in stages(config):
             train_kwargs, val_kwargs = fit_data(processed, dataclasses.replace(
                 config, image_size=size), choose_loader("auto"))
             stage = model if size == config.image_size else at_size(model, size)
@@ -226,7 +195,7 @@ def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> di
         "onednn": report.get("onednn", False), "backend": keras.backend.backend(),
         "date": datetime.now(UTC).replace(microsecond=0).isoformat(),
     } | ({"raw_val_accuracy": per_epoch[-1]} if recipe.ema else {}) | (
-        {"phases": phases(recipe, config)} if recipe.smaller_first else {})
+        {"phases": [list(stage) for stage in stages(config)]} if config.first_size else {})
 
 
 def same_trial(a: dict, b: dict) -> bool:

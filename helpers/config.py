@@ -35,14 +35,17 @@ class TrainConfig:
     translation: float = 0.1
     patience: int = 4
     image_size: int = INPUT_SIZE
+    first_size: int | None = None  # progressive resizing: train at this size first, if given,
+    first_share: float = 0.0  # for this share of the epochs (at least one epoch at image_size)
     precision: str = "auto"
     seed: int = SEED
 
     def __post_init__(self):
-        if min(self.epochs, self.batch_size, self.classes) < 1 or self.image_size < 67:
+        if min(self.epochs, self.batch_size, self.classes) < 1 or min(
+                self.image_size, self.first_size or 67) < 67:
             raise ValueError(f"epochs, batch size and classes must be at least 1 and the image "
-                             f"size at least 67 pixels (got {self.epochs}, {self.batch_size}, "
-                             f"{self.classes} and {self.image_size})")
+                             f"sizes at least 67 pixels (got {self.epochs}, {self.batch_size}, "
+                             f"{self.classes}, {self.image_size} and {self.first_size})")
 
 
 def saved_settings(saved: dict) -> dict:
@@ -65,12 +68,13 @@ PROFILES = {
     "quick": Profile("quick", 5000, TrainConfig(variant="compact", epochs=12, batch_size=64,
                                                 learning_rate=3e-3, warmup_epochs=0.5,
                                                 rotation=0.0, zoom=0.0, image_size=112)),
-    # The best one-size recipe on validation in results/tuning.json: the photos' own 180 px, less
-    # dropout, no label smoothing or rotation, as many epochs as fit an hour on a 2-core BF16
-    # CPU (docs/performance.md).
+    # The best recipe on validation in results/tuning.json: less dropout, no label smoothing or
+    # rotation, the first 10 of 22 epochs at 128 px and the rest at the photos' own 180 px,
+    # about an hour on a 2-core BF16 CPU (docs/performance.md).
     "full": Profile("full", None, TrainConfig(
-        variant="bn", epochs=18, batch_size=64, warmup_epochs=1.0, label_smoothing=0.0,
-        conv_dropout=0.0, dense_dropout=0.3, rotation=0.0, image_size=180)),
+        variant="bn", epochs=22, batch_size=64, warmup_epochs=1.0, label_smoothing=0.0,
+        conv_dropout=0.0, dense_dropout=0.3, rotation=0.0, image_size=180, first_size=128,
+        first_share=10 / 22)),
 }
 
 

@@ -119,7 +119,8 @@ def augmentation(flip: bool = True, rotation: float = 0.05, zoom: float = 0.1,
         layers.append(keras.layers.RandomZoom(zoom, **reflect))
     if translation:
         layers.append(keras.layers.RandomTranslation(translation, translation, **reflect))
-    return keras.Sequential(layers, name="augmentation")
+    return keras.Sequential([keras.Input((None, None, 3)), *layers],  # photos of any size
+                            name="augmentation")
 
 
 def naive_batches(paths: list[Path], labels: np.ndarray, image_size: int = INPUT_SIZE,

@@ -1,6 +1,7 @@
 """Training with Keras's own pieces (data, model and schedule, callbacks), which notebook 04 shows
 one by one and `train()` runs in order for the CLI and demo model; the run folder is runs.py's."""
 
+import dataclasses
 import os
 import shutil
 import time
@@ -53,6 +54,31 @@ def build_model(config: TrainConfig, steps: int, seed: int | None = None) -> ker
     return model
 
 
+def stages(config: TrainConfig) -> list[tuple[int, int]]:
+    """(image size, epochs trained to) of each stage: config.first_size for its share of the
+    epochs first, if given (progressive resizing), then config.image_size for the rest."""
+    if (config.first_size in (None, config.image_size) or config.first_share <= 0
+            or config.epochs < 2):
+        return [(config.image_size, config.epochs)]
+    first = min(max(1, round(config.epochs * config.first_share)), config.epochs - 1)
+    return [(config.first_size, first), (config.image_size, config.epochs)]
+
+
+def at_size(model: keras.Model, image_size: int) -> keras.Model:
+    """`model`'s layers (weights and optimizer shared) on image_size-pixel photos: adaptive
+    average pooling, as in torchvision's AlexNet, gives fc6 the feature map it was built for."""
+    flatten = model.get_layer("flatten")
+    grid = tuple(flatten.input.shape[1:3])
+    x = inputs = keras.Input((image_size, image_size, 3), name=model.inputs[0].name)
+    for layer in model.layers[1:]:
+        if layer is flatten and tuple(x.shape[1:3]) != grid:
+            x = keras.layers.AdaptiveAveragePooling2D(grid, name="pool_to_fc6")(x)
+        x = layer(x)
+    resized = keras.Model(inputs, x, name=model.name)
+    resized.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
+    return resized
+
+
 def load_best_model(run_dir: str | Path) -> keras.Model:
     """The run's best model, built again from config.json with best.keras's weights: unlike
     load_model, which reads the layer settings the saving Keras wrote, it loads in any Keras 3."""
@@ -93,9 +119,10 @@ class HistoryLog(keras.callbacks.Callback):
     """CSVLogger's job (metrics, learning rate, seconds per epoch, in history.json), but the file
     is replaced whole and cut back to the epoch a resumed fit starts from, as the weights are."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, epochs: int):
         super().__init__()
         self.path, self.rows = Path(run_dir) / "history.json", read_history(run_dir)
+        self.epochs = epochs  # the run's, over all its stages
 
     def on_train_begin(self, logs=None):  # fit again on a finished run: it would start at epoch 1
         if self.path.with_name("finished.json").exists():
@@ -112,7 +139,9 @@ class HistoryLog(keras.callbacks.Callback):
                           "seconds": time.perf_counter() - self.started})
         write_json(self.path, self.rows)
 
-    def on_train_end(self, logs=None):  # fit ended normally: all epochs, or stopped early
+    def on_train_end(self, logs=None):  # fit ended normally: a stage, all epochs or stopped early
+        if len(self.rows) < self.epochs and not self.model.stop_training:
+            return
         write_json(self.path.with_name("finished.json"),
                    {"epochs": len(self.rows), "precision": self.model.dtype_policy.name,
                     "hardware": describe_hardware(device_report())})
@@ -159,7 +188,8 @@ class SaveBest(keras.callbacks.Callback):
 
 class Backup(keras.callbacks.BackupAndRestore):
     """BackupAndRestore resuming at the later of Keras's epoch file (written after the weights)
-    and the restored optimizer's step count, and explaining a backup it cannot read."""
+    and the restored optimizer's step count, explaining a backup it cannot read, and kept until
+    the run is finished (HistoryLog's finished.json), not deleted when a stage ends."""
 
     def __init__(self, run_dir: Path):
         super().__init__(Path(run_dir) / "backup", double_checkpoint=True)
@@ -181,6 +211,10 @@ class Backup(keras.callbacks.BackupAndRestore):
             counted = int(keras.ops.convert_to_numpy(done)) // steps  # steps that overflow
             self.model._initial_epoch = max(counted, self.model._initial_epoch or 0)
 
+    def on_train_end(self, logs=None):
+        if (Path(self.backup_dir).parent / "finished.json").exists():
+            super().on_train_end(logs)
+
 
 class StopEarly(keras.callbacks.EarlyStopping):
     """EarlyStopping counting patience from the best epoch before a resume (Keras's restarts)."""
@@ -200,7 +234,8 @@ def callbacks(config: TrainConfig, run_dir: Path) -> list[keras.callbacks.Callba
     """The run's callbacks, in the order they act at each epoch's end: history, best model,
     backup (a kill between two of them loses at most that epoch), early stopping, then memory
     handed back to the system."""
-    return [HistoryLog(run_dir), SaveBest(Path(run_dir) / "best.keras"), Backup(run_dir),
+    return [HistoryLog(run_dir, config.epochs), SaveBest(Path(run_dir) / "best.keras"),
+            Backup(run_dir),
             StopEarly(run_dir, monitor=MONITOR, mode="max", patience=config.patience),
             keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: release_memory())]
 
@@ -220,11 +255,19 @@ def train(config: TrainConfig, processed_dir: str | Path, run_dir: str | Path,
         if (run_dir / "finished.json").exists():
             return summary(run_dir)
         keras.mixed_precision.set_dtype_policy(choose_precision(config.precision))
-        seed = config.seed + epochs_done(run_dir)  # a resumed run does not replay epoch 1
+        done = epochs_done(run_dir)
+        seed = config.seed + done  # a resumed run does not replay epoch 1
         keras.utils.set_random_seed(seed)
-        train_data, val_data, count = datasets(config, processed_dir, seed)
+        count = len(list_images(Path(processed_dir) / "train")[0])
         model = build_model(config, steps_per_epoch(count, config.batch_size), seed)
-        model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=verbose,
-                  shuffle=False,  # the pipeline shuffles
-                  callbacks=callbacks(config, run_dir) + list(extra_callbacks))
+        for size, until in stages(config):  # smaller photos first, in a progressive run
+            if until <= done or (run_dir / "finished.json").exists():
+                continue  # trained before the run was interrupted, or stopped early
+            stage = model if size == config.image_size else at_size(model, size)
+            train_data, val_data, _ = datasets(dataclasses.replace(config, image_size=size),
+                                               processed_dir, seed)
+            stage.fit(train_data, validation_data=val_data, initial_epoch=done, epochs=until,
+                      verbose=verbose, shuffle=False,  # the pipeline shuffles
+                      callbacks=callbacks(config, run_dir) + list(extra_callbacks))
+            done = until
     return summary(run_dir)

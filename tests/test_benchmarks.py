@@ -429,31 +429,6 @@ def test_a_progressive_recipe_trains_smaller_photos_first_on_the_same_layers(pro
     assert json.loads(out.read_text()) == [row]
 
 
-def test_at_size_shares_the_weights_and_the_schedule():
-    """Training the resized model moves the original's weights and its optimizer's step count,
-    so the learning-rate schedule runs on across the sizes."""
-    config = dataclasses.replace(get_profile("quick").train, image_size=180, epochs=2)
-    model = build_model(config, steps=1)  # conv5's map: 4x4 at 180 px, 2x2 at 128
-    smaller = tuning.at_size(model, 128)
-    before = keras.ops.convert_to_numpy(model.get_layer("fc6").kernel).copy()
-    images = keras.random.randint((2, 128, 128, 3), 0, 255, seed=1)
-    smaller.fit(images, keras.ops.ones((2, 1)), epochs=1, verbose=0)
-    assert smaller.optimizer is model.optimizer and int(model.optimizer.iterations) == 1
-    assert (keras.ops.convert_to_numpy(model.get_layer("fc6").kernel) != before).any()
-    assert "pool_to_fc6" in [layer.name for layer in smaller.layers]
-    assert tuning.at_size(model, 180).count_params() == model.count_params()
-
-
-@pytest.mark.parametrize(("epochs", "expected"), [(22, [[128, 10], [180, 22]]),
-                                                   (2, [[128, 1], [180, 2]]),
-                                                   (1, [[180, 1]])])
-def test_phases_give_the_smaller_size_its_share_and_the_last_size_at_least_one_epoch(
-        epochs, expected):
-    config = dataclasses.replace(get_profile("full").train, epochs=epochs)
-    assert tuning.phases(tuning.RECIPES["progressive-128-180"], config) == expected
-    assert tuning.phases(tuning.RECIPES["baseline"], config) == [[180, epochs]]
-
-
 def test_tuning_recipes_start_from_the_variants_dropout_not_the_full_profiles():
     """The pilots' baseline keeps meaning what it meant when the full profile took the
     less-dropout recipe: every recipe starts from the variant's rates."""

@@ -34,12 +34,14 @@ from helpers.files import Busy, held, shown
 from helpers.prepare import prepare
 from helpers.runs import MONITOR, RunError, epochs_done, open_run, read_history, split_id
 from helpers.training import (
+    at_size,
     build_model,
     callbacks,
     datasets,
     learning_rate_schedule,
     load_best_model,
     save_model,
+    stages,
     train,
 )
 from helpers.workspace import Run
@@ -443,6 +445,86 @@ def test_a_resume_trusts_the_epoch_file_when_steps_went_uncounted(stopped_after_
     train(CONFIG, processed, run_dir, verbose=0, extra_callbacks=[log])
     assert log.started == [3, 4]
     assert [row["epoch"] for row in read_history(run_dir)] == [1, 2, 3, 4]
+
+
+# ------------------------------------------------------------------ progressive resizing
+
+
+@pytest.mark.parametrize(("profile", "epochs", "expected"), [
+    ("full", None, [(128, 10), (180, 22)]), ("full", 2, [(128, 1), (180, 2)]),
+    ("full", 1, [(180, 1)]), ("quick", None, [(112, 12)])])
+def test_stages_give_the_smaller_size_its_share_and_the_last_size_at_least_one_epoch(
+        profile, epochs, expected):
+    config = get_profile(profile).train
+    assert stages(replace(config, epochs=epochs or config.epochs)) == expected
+
+
+def test_at_size_shares_the_weights_and_the_schedule(tmp_path):
+    """Training the resized model moves the original's weights and its optimizer's step count,
+    so the learning-rate schedule runs on across the sizes; its saved weights load into the
+    original (the backup and the best model are saved from either)."""
+    config = replace(get_profile("quick").train, image_size=180, epochs=2)
+    model = build_model(config, steps=1)  # conv5's map: 4x4 at 180 px, 2x2 at 128
+    smaller = at_size(model, 128)
+    before = keras.ops.convert_to_numpy(model.get_layer("fc6").kernel).copy()
+    images = keras.random.randint((2, 128, 128, 3), 0, 255, seed=1)
+    smaller.fit(images, keras.ops.ones((2, 1)), epochs=1, verbose=0)
+    assert smaller.optimizer is model.optimizer and int(model.optimizer.iterations) == 1
+    assert (keras.ops.convert_to_numpy(model.get_layer("fc6").kernel) != before).any()
+    assert "pool_to_fc6" in [layer.name for layer in smaller.layers]
+    assert at_size(model, 180).count_params() == model.count_params()
+    smaller.save_weights(tmp_path / "smaller.weights.h5")
+    fresh = build_model(config, steps=1)
+    fresh.optimizer.build(fresh.trainable_variables)
+    fresh.load_weights(tmp_path / "smaller.weights.h5")
+    for layer in ("conv1", "fc6", "output"):
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(fresh.get_layer(layer).kernel),
+            keras.ops.convert_to_numpy(model.get_layer(layer).kernel))
+    assert int(fresh.optimizer.iterations) == 1
+
+
+class Stages(keras.callbacks.Callback):
+    """Which epochs ran, the input size of each fit, and its optimizer step when it began;
+    after the first batch of epoch `stop_in` (1-based), a KeyboardInterrupt, as a crash."""
+
+    def __init__(self, stop_in: int | None = None):
+        super().__init__()
+        self.stop_in, self.started, self.sizes, self.begin_steps = stop_in, [], [], []
+
+    def on_train_begin(self, logs=None):  # after Backup has restored the state
+        self.sizes.append(self.model.input_shape[1])
+        self.begin_steps.append(int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started.append(epoch + 1)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.started[-1] == self.stop_in:
+            raise KeyboardInterrupt
+
+
+PROGRESSIVE = replace(CONFIG, first_size=67, first_share=0.5)  # stages (67, 2), then (99, 4)
+
+
+def test_a_progressive_run_trains_small_photos_first_and_resumes_across_the_change(processed,
+                                                                                  tmp_path):
+    run_dir, steps = tmp_path / "run", steps_per_epoch(len(list_images(processed / "train")[0]),
+                                                       PROGRESSIVE.batch_size)
+    killed = Stages(stop_in=3)  # in epoch 3, the first at full size, before its backup
+    with pytest.raises(KeyboardInterrupt):
+        train(PROGRESSIVE, processed, run_dir, verbose=0, extra_callbacks=[killed])
+    assert killed.started == [1, 2, 3] and killed.sizes == [67, 99]
+    assert epochs_done(run_dir) == 2 and not (run_dir / "finished.json").exists()
+    resumed = Stages()
+    summary = train(PROGRESSIVE, processed, run_dir, verbose=0, extra_callbacks=[resumed])
+    assert resumed.started == [3, 4] and resumed.sizes == [99]
+    assert resumed.begin_steps == [2 * steps]  # the schedule runs on from the backup
+    assert [row["epoch"] for row in read_history(run_dir)] == [1, 2, 3, 4]
+    assert summary["epochs"] == 4 and not (run_dir / "backup").exists()
+    model = load_best_model(run_dir)  # saved at 67 or 99 px, loaded at 99
+    images, labels = raw_split(processed, "val")
+    assert np.mean((model.predict(images, verbose=0)[:, 0] > 0.5) == labels) >= 0.8
 
 
 # ------------------------------------------------------------------ kills at every write
