@@ -16,7 +16,7 @@ from helpers.data import check_split, list_images, load_image, load_split
 from helpers.files import shown
 from helpers.photos import CLASS_NAMES, first_photos, link_photos
 from helpers.prepare import TEST_FRACTION, VAL_FRACTION
-from helpers.runs import MONITOR, RunError, read_history, split_id
+from helpers.runs import MONITOR, RunError, best_row, read_history, split_id
 from helpers.training import load_best_model, train
 from helpers.workspace import Run
 
@@ -151,7 +151,7 @@ def saved_or_demo_model(run: Run) -> tuple[keras.Model, str]:
     here with the quick profile's recipe (kept for next time); with a line saying which."""
     best = run.model_dir / "best.keras"
     if best.exists():
-        top = max(read_history(run.model_dir), key=lambda row: row[MONITOR], default=None)
+        top = best_row(read_history(run.model_dir))
         numbers = (f" (best epoch {top['epoch']}, validation accuracy {top[MONITOR]:.2%})"
                    if top else "")
         return load_best_model(run.model_dir), f"Using the saved model {shown(best)}{numbers}"

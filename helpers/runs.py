@@ -85,15 +85,17 @@ def open_run(config: TrainConfig, run_dir: str | Path, split: str = "",
             os.replace(path, aside / path.name)
         history, old = [], None
     if old is not None and (history or (run_dir / "backup").exists()):
-        changed = [f"{key} {old.get(key)!r} -> {value!r}" for key, value in settings.items()
-                   if old.get(key) != value] if isinstance(old, dict) else ["not a config"]
+        defaults = asdict(TrainConfig())  # for a setting added since the run was made
+        changed = [f"{key} {old.get(key, defaults.get(key))!r} -> {value!r}"
+                   for key, value in settings.items() if old.get(key, defaults.get(key)) != value
+                   ] if isinstance(old, dict) else ["not a config"]
         if changed:
             raise RunError(f"{shown(run_dir)} holds a run trained with other settings or data "
                            f"({', '.join(changed)}); nothing was changed. Resume it with the "
                            f"same settings and --data, or: {START_OVER}")
     if (run_dir / "finished.json").exists():
         shutil.rmtree(run_dir / "backup", ignore_errors=True)  # ours, left by a kill at the end
-        best = max(history, key=lambda row: row[MONITOR])
+        best = best_row(history)
         return (f"{shown(run_dir)} holds a finished run ({len(history)} epochs, best epoch "
                 f"{best['epoch']}, val_accuracy {best[MONITOR]:.2%}): nothing to train. To train "
                 "it again pass restart=True (command line: --restart).")
@@ -105,10 +107,18 @@ def open_run(config: TrainConfig, run_dir: str | Path, split: str = "",
                                              if restart and aside else ".")
 
 
+def best_row(history: list[dict], image_size: int | None = None) -> dict | None:
+    """The best epoch's row (val accuracy) among those at image_size, by default the last
+    epoch's: a progressive run's first epochs are judged on smaller photos."""
+    size = image_size or (history[-1].get("image_size") if history else None)
+    return max((row for row in history if row.get("image_size", size) == size),
+               key=lambda row: row[MONITOR], default=None)
+
+
 def summary(run_dir: str | Path) -> dict:
     """What the run in run_dir came to: epochs, best epoch and its val accuracy, time."""
     history = read_history(run_dir)
-    best = max(history, key=lambda row: row[MONITOR])
+    best = best_row(history)
     seconds = sum(row["seconds"] for row in history)
     return {"epochs": len(history), "best_epoch": best["epoch"], "val_accuracy": best[MONITOR],
             "seconds": seconds, "seconds_per_epoch": seconds / len(history),

@@ -20,6 +20,7 @@ from helpers.runs import (
     MONITOR,
     START_OVER,
     RunError,
+    best_row,
     epochs_done,
     open_run,
     read_history,
@@ -57,8 +58,8 @@ def build_model(config: TrainConfig, steps: int, seed: int | None = None) -> ker
 def stages(config: TrainConfig) -> list[tuple[int, int]]:
     """(image size, epochs trained to) of each stage: config.first_size for its share of the
     epochs first, if given (progressive resizing), then config.image_size for the rest."""
-    if (config.first_size in (None, config.image_size) or config.first_share <= 0
-            or config.epochs < 2):
+    if config.first_size is None or not (0 < config.first_share and config.first_size
+                                         < config.image_size) or config.epochs < 2:
         return [(config.image_size, config.epochs)]
     first = min(max(1, round(config.epochs * config.first_share)), config.epochs - 1)
     return [(config.first_size, first), (config.image_size, config.epochs)]
@@ -135,7 +136,7 @@ class HistoryLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
-                          "learning_rate": learning_rate,
+                          "learning_rate": learning_rate, "image_size": self.model.input_shape[1],
                           "seconds": time.perf_counter() - self.started})
         write_json(self.path, self.rows)
 
@@ -165,8 +166,8 @@ def save_model(model: keras.Model, path: str | Path) -> None:
 
 class SaveBest(keras.callbacks.Callback):
     """ModelCheckpoint(monitor=MONITOR, mode="max", save_best_only=True), but the best so far
-    counts the epochs a resumed fit keeps, a missing metric is an error (Keras only warns), and
-    the file is saved with save_model."""
+    counts the epochs a resumed fit keeps at this photo size, a missing metric is an error
+    (Keras only warns), and the file is saved with save_model."""
 
     def __init__(self, path: Path):
         super().__init__()
@@ -174,8 +175,8 @@ class SaveBest(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.best is None:
-            earlier = read_history(self.path.parent)[:epoch]
-            self.best = max((row[MONITOR] for row in earlier), default=None)
+            best = best_row(read_history(self.path.parent)[:epoch], self.model.input_shape[1])
+            self.best = best and best[MONITOR]
 
     def on_epoch_end(self, epoch, logs=None):
         current = (logs or {}).get(MONITOR)
@@ -217,26 +218,28 @@ class Backup(keras.callbacks.BackupAndRestore):
 
 
 class StopEarly(keras.callbacks.EarlyStopping):
-    """EarlyStopping counting patience from the best epoch before a resume (Keras's restarts)."""
+    """EarlyStopping counting patience from the best epoch at this photo size before a resume
+    (Keras's restarts)."""
 
     def __init__(self, run_dir: Path, **kwargs):
         super().__init__(**kwargs)
         self.run_dir = run_dir
 
     def on_epoch_begin(self, epoch, logs=None):
-        earlier = read_history(self.run_dir)[:epoch]
-        if self.best is None and earlier:
-            best = max(earlier, key=lambda row: row[MONITOR])
+        best = best_row(read_history(self.run_dir)[:epoch], self.model.input_shape[1])
+        if self.best is None and best:
             self.best, self.wait = best[MONITOR], epoch - best["epoch"]
 
 
 def callbacks(config: TrainConfig, run_dir: Path) -> list[keras.callbacks.Callback]:
     """The run's callbacks, in the order they act at each epoch's end: history, best model,
-    backup (a kill between two of them loses at most that epoch), early stopping, then memory
-    handed back to the system."""
+    backup (a kill between two of them loses at most that epoch), early stopping (not before
+    the last stage), then memory handed back to the system."""
+    *earlier, _ = stages(config)
     return [HistoryLog(run_dir, config.epochs), SaveBest(Path(run_dir) / "best.keras"),
             Backup(run_dir),
-            StopEarly(run_dir, monitor=MONITOR, mode="max", patience=config.patience),
+            StopEarly(run_dir, monitor=MONITOR, mode="max", patience=config.patience,
+                      start_from_epoch=earlier[-1][1] if earlier else 0),
             keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: release_memory())]
 
 
@@ -261,11 +264,11 @@ def train(config: TrainConfig, processed_dir: str | Path, run_dir: str | Path,
         count = len(list_images(Path(processed_dir) / "train")[0])
         model = build_model(config, steps_per_epoch(count, config.batch_size), seed)
         for size, until in stages(config):  # smaller photos first, in a progressive run
-            if until <= done or (run_dir / "finished.json").exists():
-                continue  # trained before the run was interrupted, or stopped early
+            if (until <= done and until < config.epochs) or (run_dir / "finished.json").exists():
+                continue  # trained before an interruption (the last stage finishes the run)
             stage = model if size == config.image_size else at_size(model, size)
             train_data, val_data, _ = datasets(dataclasses.replace(config, image_size=size),
-                                               processed_dir, seed)
+                                               processed_dir, config.seed + done)
             stage.fit(train_data, validation_data=val_data, initial_epoch=done, epochs=until,
                       verbose=verbose, shuffle=False,  # the pipeline shuffles
                       callbacks=callbacks(config, run_dir) + list(extra_callbacks))

@@ -32,7 +32,15 @@ from helpers.data import list_images, load_split, steps_per_epoch
 from helpers.evaluation import saved_or_demo_model
 from helpers.files import Busy, held, shown
 from helpers.prepare import prepare
-from helpers.runs import MONITOR, RunError, epochs_done, open_run, read_history, split_id
+from helpers.runs import (
+    MONITOR,
+    RunError,
+    best_row,
+    epochs_done,
+    open_run,
+    read_history,
+    split_id,
+)
 from helpers.training import (
     at_size,
     build_model,
@@ -53,7 +61,7 @@ CONFIG = TrainConfig(variant="compact", classes=1, epochs=4, batch_size=16, imag
 CLI_CONFIG = ["--profile", "quick", "--image-size", "99", "--batch-size", "16",
               "--precision", "float32", "--seed", "3"]  # the command's tiny run
 HISTORY_KEYS = {"epoch", "accuracy", "loss", "val_accuracy", "val_loss", "learning_rate",
-                "seconds"}
+                "image_size", "seconds"}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -504,7 +512,7 @@ class Stages(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-PROGRESSIVE = replace(CONFIG, first_size=67, first_share=0.5)  # stages (67, 2), then (99, 4)
+PROGRESSIVE = replace(CONFIG, image_size=131, first_size=99, first_share=0.5)  # conv5: 3x3, 2x2
 
 
 def test_a_progressive_run_trains_small_photos_first_and_resumes_across_the_change(processed,
@@ -514,17 +522,56 @@ def test_a_progressive_run_trains_small_photos_first_and_resumes_across_the_chan
     killed = Stages(stop_in=3)  # in epoch 3, the first at full size, before its backup
     with pytest.raises(KeyboardInterrupt):
         train(PROGRESSIVE, processed, run_dir, verbose=0, extra_callbacks=[killed])
-    assert killed.started == [1, 2, 3] and killed.sizes == [67, 99]
+    assert killed.started == [1, 2, 3] and killed.sizes == [99, 131]
     assert epochs_done(run_dir) == 2 and not (run_dir / "finished.json").exists()
     resumed = Stages()
     summary = train(PROGRESSIVE, processed, run_dir, verbose=0, extra_callbacks=[resumed])
-    assert resumed.started == [3, 4] and resumed.sizes == [99]
+    assert resumed.started == [3, 4] and resumed.sizes == [131]
     assert resumed.begin_steps == [2 * steps]  # the schedule runs on from the backup
-    assert [row["epoch"] for row in read_history(run_dir)] == [1, 2, 3, 4]
-    assert summary["epochs"] == 4 and not (run_dir / "backup").exists()
-    model = load_best_model(run_dir)  # saved at 67 or 99 px, loaded at 99
-    images, labels = raw_split(processed, "val")
-    assert np.mean((model.predict(images, verbose=0)[:, 0] > 0.5) == labels) >= 0.8
+    history = read_history(run_dir)
+    assert [(row["epoch"], row["image_size"]) for row in history] == [(1, 99), (2, 99),
+                                                                       (3, 131), (4, 131)]
+    assert summary["epochs"] == 4 and summary["best_epoch"] in (3, 4)  # judged at full size
+    assert not (run_dir / "backup").exists()
+    model = load_best_model(run_dir)
+    batches = list(load_split(processed / "val", 131, 64))
+    images, labels = (np.concatenate([np.asarray(part) for part in parts])
+                      for parts in zip(*batches, strict=True))
+    accuracy = np.mean((model.predict(images, verbose=0)[:, 0] > 0.5) == labels)
+    assert accuracy == pytest.approx(summary["val_accuracy"])  # best.keras: the best epoch
+
+
+def test_a_run_killed_before_it_wrote_finished_json_finishes_without_training(processed,
+                                                                               tmp_path):
+    """Every epoch backed up, finished.json not yet written: the next call only finishes."""
+    run_dir = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):  # after epoch 4's backup, the last epoch
+        train(CONFIG, processed, run_dir, verbose=0, extra_callbacks=[StopAfter(4)])
+    assert epochs_done(run_dir) == 4 and not (run_dir / "finished.json").exists()
+    log = Stages()
+    summary = train(CONFIG, processed, run_dir, verbose=0, extra_callbacks=[log])
+    assert log.started == [] and summary["epochs"] == 4
+    assert (run_dir / "finished.json").exists() and not (run_dir / "backup").exists()
+
+
+def test_the_best_epoch_is_judged_among_the_last_stages_photo_size():
+    rows = [{"epoch": epoch, MONITOR: accuracy, "image_size": size} for epoch, accuracy, size
+            in [(1, 0.90, 128), (2, 0.95, 128), (3, 0.80, 180), (4, 0.85, 180)]]
+    assert best_row(rows)["epoch"] == 4 and best_row(rows, 128)["epoch"] == 2
+    assert best_row(rows[:2], 180) is None
+    legacy = [{key: value for key, value in row.items() if key != "image_size"} for row in rows]
+    assert best_row(legacy)["epoch"] == 2  # a history written before sizes were logged
+
+
+def test_a_run_saved_before_a_setting_existed_resumes(stopped_after_two, processed, tmp_path):
+    """config.json written before first_size and first_share: their defaults are what it used."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(stopped_after_two, run_dir)
+    saved = json.loads((run_dir / "config.json").read_text())
+    for key in ("first_size", "first_share"):
+        saved.pop(key)
+    (run_dir / "config.json").write_text(json.dumps(saved))
+    assert open_run(CONFIG, run_dir, split_id(processed)).startswith("Resuming")
 
 
 # ------------------------------------------------------------------ kills at every write
