@@ -1,8 +1,9 @@
 """Peak resident memory of full-profile training over all photos, caches included.
 
 A child Python process trains the full profile's run (config.get_profile("full").train: AlexNet
-"bn", 180 px, batch 64, automatic precision; the options change single settings) on the
-prepared split as helpers.training.train does: load_split's caches (the training split's in a
+"bn", batch 64, automatic precision; the options change single settings) on the prepared split
+as helpers.training.train does, in its stages for the epochs it trains (one epoch: 180 px
+only; six: three at 128 px, then three at 180): load_split's caches (the training split's in a
 file, which the OS page cache holds, outside the process's memory; validation's in memory), the
 shuffle buffer, the model, Adam's slots, validation and the checkpoint callbacks all count. The
 child reports its own peak resident set size (getrusage ru_maxrss of itself and of any process
@@ -31,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from benchmarks.common import (
@@ -65,27 +66,32 @@ def child(config_json: str, processed: str, run_dir: str, steps: str, epochs: st
     import keras
 
     from helpers.config import TrainConfig
-    from helpers.data import steps_per_epoch
+    from helpers.data import list_images, steps_per_epoch
     from helpers.environment import choose_precision
-    from helpers.training import build_model, callbacks, datasets, open_run
+    from helpers.training import at_size, build_model, callbacks, datasets, open_run, stages
 
-    config, steps, epochs = TrainConfig(**json.loads(config_json)), int(steps) or None, int(epochs)
+    steps, epochs = int(steps) or None, int(epochs)
+    config = replace(TrainConfig(**json.loads(config_json)), epochs=epochs)
     started = time.perf_counter()
     precision = choose_precision(config.precision)
     keras.mixed_precision.set_dtype_policy(precision)
     open_run(config, run_dir)
     keras.utils.set_random_seed(config.seed)
-    train, val, count = datasets(config, processed, config.seed)
-    if steps:
-        for _ in train:  # epoch 1's work on the data: every photo decoded and cached
-            pass
+    count = len(list_images(Path(processed) / "train")[0])
     model = build_model(config, steps_per_epoch(count, config.batch_size), config.seed)
-    by_epoch = []
+    by_epoch, done = [], 0
     record = keras.callbacks.LambdaCallback(
         on_epoch_end=lambda epoch, logs: by_epoch.append(peak_rss_bytes()))
-    model.fit(train, validation_data=val, epochs=epochs, steps_per_epoch=steps, verbose=2,
-              shuffle=False,  # the pipeline shuffles
-              callbacks=[*callbacks(config, run_dir), record])
+    for size, until in stages(config):
+        train, val, _ = datasets(replace(config, image_size=size), processed, config.seed + done)
+        if steps:
+            for _ in train:  # the stage's first epoch's work on the data: every photo cached
+                pass
+        stage = model if size == config.image_size else at_size(model, size)
+        stage.fit(train, validation_data=val, initial_epoch=done, epochs=until,
+                  steps_per_epoch=steps, verbose=2, shuffle=False,  # the pipeline shuffles
+                  callbacks=[*callbacks(config, run_dir), record])
+        done = until
     print(json.dumps({"peak_rss_bytes": peak_rss_bytes(), "peak_rss_by_epoch": by_epoch,
                       "train_images": count,
                       "seconds": time.perf_counter() - started, "precision": precision}),

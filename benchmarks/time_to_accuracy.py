@@ -2,10 +2,11 @@
 accuracy, on whatever machine and Keras backend runs it.
 
 The recipe is the full profile's run (config.get_profile("full").train): AlexNet
-"bn", 180 px, batch 64, Adam 1e-3 with one warm-up epoch then cosine decay over the profile's
-epochs, no label smoothing, augmentation inside the model, automatic precision. Training stops
-at the first epoch whose val_accuracy reaches --target (0.9368), or when --time-limit seconds
-have passed (checked after every batch).
+"bn", the first 10 of 22 epochs at 128 px and the rest at 180 px (helpers.training.stages),
+batch 64, Adam 1e-3 with one warm-up epoch then cosine decay over all the epochs, no label
+smoothing, augmentation inside the model, automatic precision. Training stops at the first
+epoch whose val_accuracy (at that stage's size) reaches --target (0.9368), or when
+--time-limit seconds have passed (checked after every batch).
 
 It runs under any Keras backend. Under TensorFlow the photos come through
 helpers.data.load_split, as in training; otherwise (e.g. KERAS_BACKEND=jax on a machine
@@ -20,6 +21,7 @@ compilation and validation, images_per_s counts training steps only.
     KERAS_BACKEND=jax python -m benchmarks.time_to_accuracy --data-dir data/raw
 """
 
+import dataclasses
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +42,7 @@ from benchmarks.common import (
 )
 from helpers.config import TrainConfig
 from helpers.data import list_images, load_image, steps_per_epoch
-from helpers.training import build_model
+from helpers.training import at_size, build_model, stages
 
 TARGET_ACCURACY = 0.9368
 DEFAULT_TIME_LIMIT_S = 3 * 3600
@@ -49,21 +51,21 @@ DEFAULT_TIME_LIMIT_S = 3 * 3600
 class StopAtAccuracy(keras.callbacks.Callback):
     """Stop once val_accuracy >= target (checked each epoch) or the time limit has passed
     (checked each batch); record training-only seconds, each epoch's seconds (validation
-    included) and the images trained on."""
+    included) and the images trained on, over every fit it is passed to (a run's stages)."""
 
     def __init__(self, target: float, time_limit_s: float, train_count: int, batch_size: int):
         super().__init__()
         self.target, self.time_limit_s = target, time_limit_s
         self.train_count, self.batch_size = train_count, batch_size
+        self.started, self.train_seconds, self.images, self.epoch_seconds = None, 0.0, 0, []
+        self.best, self.seconds_to_target, self.timed_out = float("nan"), None, False
 
     @property
     def epochs(self) -> int:
         return len(self.epoch_seconds)
 
-    def on_train_begin(self, logs=None):
-        self.started = time.perf_counter()
-        self.train_seconds, self.images, self.epoch_seconds = 0.0, 0, []
-        self.best, self.seconds_to_target, self.timed_out = float("nan"), None, False
+    def on_train_begin(self, logs=None):  # the clock runs from the first stage's start
+        self.started = self.started or time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_started, self.batches, self.in_training = time.perf_counter(), 0, True
@@ -140,13 +142,20 @@ def run(processed: Path, config: TrainConfig, target: float = TARGET_ACCURACY,
     """Train `config` on processed/train until val accuracy >= target or the time limit."""
     loader = choose_loader(loader)
     with training_session(processed, config) as (train_count, precision):
-        loading = time.perf_counter()
-        train_kwargs, val_kwargs = fit_data(processed, config, loader)
-        loading = time.perf_counter() - loading
         model = build_model(config, steps_per_epoch(train_count, config.batch_size))
         stop = StopAtAccuracy(target, time_limit_s, train_count, config.batch_size)
-        model.fit(**train_kwargs, **val_kwargs, epochs=config.epochs, verbose=verbose,
-                  callbacks=[stop])
+        loading, done = 0.0, 0
+        for size, until in stages(config):  # a progressive profile: smaller photos first
+            started = time.perf_counter()
+            train_kwargs, val_kwargs = fit_data(processed, dataclasses.replace(
+                config, image_size=size), loader)
+            loading += time.perf_counter() - started
+            stage = model if size == config.image_size else at_size(model, size)
+            stage.fit(**train_kwargs, **val_kwargs, initial_epoch=done, epochs=until,
+                      verbose=verbose, callbacks=[stop])
+            if stop.seconds_to_target is not None or stop.timed_out:
+                break
+            done = until
     return {
         "wall_time_s": stop.wall_seconds, "epochs": stop.epochs,
         "images_per_s": stop.images / stop.train_seconds if stop.train_seconds else 0.0,

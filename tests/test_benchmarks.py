@@ -213,6 +213,14 @@ def test_time_to_accuracy_reports(processed, tmp_path, capsys):
     assert result["images_trained"] == result["train_images"] and not result["timed_out"]
 
 
+def test_time_to_accuracy_trains_a_progressive_profile_in_its_stages(processed):
+    config = dataclasses.replace(get_profile("quick").train, image_size=131, first_size=99,
+                                 first_share=0.5, epochs=2, batch_size=4)
+    result = time_to_accuracy.run(processed, config, target=2.0, verbose=0)  # never reached
+    assert result["epochs"] == 2 and not result["reached"] and not result["timed_out"]
+    assert result["images_trained"] == 2 * result["train_images"]
+
+
 def test_time_to_accuracy_numpy_loader_stops_at_the_time_limit(processed, tmp_path, capsys):
     """The loader used without TensorFlow, and a limit that runs out after the first batch."""
     time_to_accuracy.main(["--data-dir", str(processed), "--work-dir", str(tmp_path), *TINY_MODEL,
