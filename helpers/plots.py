@@ -71,8 +71,14 @@ def image_grid(images, titles, ncols: int = 6, title: str = "", size: float = 1.
 
 
 def learning_curves(history, best_epoch: int, title: str = "Learning curves"):
-    """Accuracy, loss and learning rate per epoch (history indexed by epoch), best epoch marked."""
+    """Accuracy, loss and learning rate per epoch (history indexed by epoch), best epoch marked,
+    and the epochs of a progressive run's smaller photos shaded."""
     fig, (acc, loss, lr) = plt.subplots(1, 3, figsize=(WIDTH, 3.4))
+    sizes = history["image_size"] if "image_size" in history else pd.Series(dtype=float)
+    smaller = sizes[sizes < sizes.max()]
+    for ax in (acc, loss, lr) if len(smaller) else ():
+        ax.axvspan(smaller.index.min() - 0.5, smaller.index.max() + 0.5, color="grey",
+                   alpha=0.12, label=f"{smaller.iloc[0]:.0f} px photos")
     for ax, metric in ((acc, "accuracy"), (loss, "loss")):
         ax.plot(history[[metric, f"val_{metric}"]], "o-", label=["train", "validation"])  # x: index
         ax.axvline(best_epoch, color="grey", linestyle="--", label=f"best epoch ({best_epoch})")

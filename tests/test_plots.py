@@ -57,6 +57,20 @@ def test_figures_fit_githubs_width_at_100_dpi_with_text_of_at_least_9_pt(tmp_pat
     assert plots.DPI >= 100
 
 
+def test_learning_curves_shade_a_progressive_runs_smaller_photos():
+    history = pd.DataFrame({"accuracy": [0.6, 0.7, 0.8], "val_accuracy": [0.55, 0.65, 0.75],
+                            "loss": [0.7, 0.6, 0.5], "val_loss": [0.72, 0.66, 0.6],
+                            "learning_rate": [1e-3, 5e-4, 1e-4], "image_size": [128, 128, 180]},
+                           index=[1, 2, 3])
+    fig = plots.learning_curves(history, 3)
+    for ax in fig.axes:
+        (shade,) = [patch for patch in ax.patches if patch.get_label() == "128 px photos"]
+        assert shade.get_x() == 0.5 and shade.get_width() == 2.0  # epochs 1 and 2
+    one_size = plots.learning_curves(history.assign(image_size=180), 3)
+    assert not any(ax.patches for ax in one_size.axes)
+    matplotlib.pyplot.close("all")
+
+
 def test_a_saved_figure_has_the_size_it_was_drawn_at(tmp_path):
     fig = matplotlib.pyplot.figure(figsize=(4, 3))
     fig.add_artist(matplotlib.patches.Rectangle((0, 0), 1, 1, transform=fig.transFigure))
