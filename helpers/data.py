@@ -125,15 +125,10 @@ def augmentation(flip: bool = True, rotation: float = 0.05, zoom: float = 0.1,
 
 def naive_batches(paths: list[Path], labels: np.ndarray, image_size: int = INPUT_SIZE,
                   batch_size: int = 64):
-    """The ImageDataGenerator way, the pipeline's yardstick: each photo opened, decoded and
-    resized by PIL (keras.utils.load_img, as ImageDataGenerator did) again every epoch."""
-    size = (image_size, image_size)
+    """The ImageDataGenerator way, the pipeline's yardstick: each photo decoded again per epoch."""
     for start in range(0, len(paths), batch_size):
-        images = [keras.utils.img_to_array(keras.utils.load_img(path, target_size=size,
-                                                                interpolation="bilinear"),
-                                           dtype="uint8")
-                  for path in paths[start:start + batch_size]]
-        yield np.stack(images), labels[start:start + batch_size]
+        chunk = paths[start:start + batch_size]
+        yield np.stack([load_image(p, image_size) for p in chunk]), labels[start:start + batch_size]
 
 
 def images_per_second(batches, limit: int | None = None) -> float:
