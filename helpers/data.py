@@ -125,7 +125,7 @@ def augmentation(flip: bool = True, rotation: float = 0.05, zoom: float = 0.1,
 
 def naive_batches(paths: list[Path], labels: np.ndarray, image_size: int = INPUT_SIZE,
                   batch_size: int = 64):
-    """The ImageDataGenerator way, the pipeline's yardstick: each photo decoded again per epoch."""
+    """The pipeline's yardstick: every photo opened, decoded and resized again, one at a time."""
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]
         yield np.stack([load_image(p, image_size) for p in chunk]), labels[start:start + batch_size]
