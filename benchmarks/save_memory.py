@@ -1,4 +1,4 @@
-"""Peak memory of saving the best model: Keras's model.save against helpers.training.save_model
+"""Peak memory of saving the best model: Keras's model.save against helpers.files.save_model
 (what SaveBest calls) and model.save_weights (what the backup calls every epoch), each once in a
 fresh child process, on the full profile's model with its optimizer state (the files hold both).
 
@@ -49,7 +49,8 @@ def child(config_json: str, method: str, work_dir: str) -> None:
 
     from helpers.config import TrainConfig
     from helpers.environment import choose_precision
-    from helpers.training import build_model, save_model
+    from helpers.files import save_model
+    from helpers.training import build_model
 
     config = TrainConfig(**json.loads(config_json))
     keras.mixed_precision.set_dtype_policy(choose_precision(config.precision))

@@ -3,7 +3,9 @@ renamed into place, so a reader finds the old file or the new one), and paths as
 
 import json
 import os
+import shutil
 import time
+import zipfile
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -28,6 +30,22 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, value) -> None:
     write_text(path, json.dumps(value, indent=1) + "\n")
+
+
+def save_model(model, path: str | Path) -> None:
+    """model.save(path) for a .keras file, but saved to a folder and zipped from disk (Keras zips
+    a copy of every weight held in memory), the zip renamed into place when whole."""
+    if Path(path).suffix != ".keras":
+        raise ValueError(f"save_model writes a .keras file, not {Path(path).name!r}")
+    folder = Path(path).with_name(f".tmp-{Path(path).stem}")
+    shutil.rmtree(folder, ignore_errors=True)  # ours, left by a save that was killed
+    def zip_folder(temporary: Path) -> None:
+        with zipfile.ZipFile(temporary, "w") as archive:
+            for file in sorted(file for file in folder.rglob("*") if file.is_file()):
+                archive.write(file, file.relative_to(folder).as_posix())
+    model.save(folder, zipped=False)
+    write_atomic(path, zip_folder)
+    shutil.rmtree(folder)
 
 
 def project_root() -> Path:

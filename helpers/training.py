@@ -3,10 +3,8 @@ one by one and `train()` runs in order for the CLI and demo model; the run folde
 
 import dataclasses
 import os
-import shutil
 import time
 import warnings
-import zipfile
 from pathlib import Path
 
 import keras
@@ -15,7 +13,7 @@ from helpers.alexnet import build_alexnet, head_loss
 from helpers.config import TrainConfig, saved_settings
 from helpers.data import augmentation, check_split, list_images, load_split, steps_per_epoch
 from helpers.environment import choose_precision, describe_hardware, device_report, release_memory
-from helpers.files import held, shown, write_atomic, write_json
+from helpers.files import held, save_model, shown, write_json
 from helpers.runs import (
     MONITOR,
     START_OVER,
@@ -146,22 +144,6 @@ class HistoryLog(keras.callbacks.Callback):
         write_json(self.path.with_name("finished.json"),
                    {"epochs": len(self.rows), "precision": self.model.dtype_policy.name,
                     "hardware": describe_hardware(device_report())})
-
-
-def save_model(model: keras.Model, path: str | Path) -> None:
-    """model.save(path) for a .keras file, but saved to a folder and zipped from disk (Keras zips
-    a copy of every weight held in memory), the zip renamed into place when whole."""
-    if Path(path).suffix != ".keras":
-        raise ValueError(f"save_model writes a .keras file, not {Path(path).name!r}")
-    folder = Path(path).with_name(f".tmp-{Path(path).stem}")
-    shutil.rmtree(folder, ignore_errors=True)  # ours, left by a save that was killed
-    def zip_folder(temporary: Path) -> None:
-        with zipfile.ZipFile(temporary, "w") as archive:
-            for file in sorted(file for file in folder.rglob("*") if file.is_file()):
-                archive.write(file, file.relative_to(folder).as_posix())
-    model.save(folder, zipped=False)
-    write_atomic(path, zip_folder)
-    shutil.rmtree(folder)
 
 
 class SaveBest(keras.callbacks.Callback):

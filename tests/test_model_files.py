@@ -12,8 +12,9 @@ import pytest
 from conftest import ROOT
 
 from helpers.config import TrainConfig
+from helpers.files import save_model
 from helpers.runs import open_run
-from helpers.training import build_model, load_best_model, save_model
+from helpers.training import build_model, load_best_model
 
 COLAB_PYTHON = ROOT / ".venv-colab" / "bin" / "python"
 
@@ -25,8 +26,9 @@ import keras
 import numpy as np
 
 from helpers.config import TrainConfig
+from helpers.files import save_model
 from helpers.runs import open_run
-from helpers.training import build_model, save_model
+from helpers.training import build_model
 
 run_dir = Path(sys.argv[1])
 photos = np.load(run_dir.parent / "photos.npy")

@@ -30,7 +30,7 @@ from helpers.__main__ import main
 from helpers.config import PROFILES, Profile, TrainConfig, get_profile
 from helpers.data import list_images, load_split, steps_per_epoch
 from helpers.evaluation import saved_or_demo_model
-from helpers.files import Busy, held, shown
+from helpers.files import Busy, held, save_model, shown
 from helpers.prepare import prepare
 from helpers.runs import (
     MONITOR,
@@ -48,7 +48,6 @@ from helpers.training import (
     datasets,
     learning_rate_schedule,
     load_best_model,
-    save_model,
     stages,
     train,
 )
