@@ -106,6 +106,11 @@ RECIPES = {
     "progressive-128-180-seed43": Recipe("progressive-128-180 with another seed: how far chance "
                                          "alone moves its result",
                                          {**PROGRESSIVE, "seed": 43}),
+    "progressive-14-of-24-seed43": Recipe("progressive-128-180-seed43, but the first 14 of 24 "
+                                          "epochs at 128 px: four more small-photo epochs for "
+                                          "two fewer at 180 px, about the same minutes",
+                                          {**PROGRESSIVE, "epochs": 24, "first_share": 14 / 24,
+                                           "seed": 43}),
 }
 # What every recipe starts from, given the full profile's config: the variant's dropout rates,
 # label smoothing and rotation, one image size, as when the pilots began (the full profile has
