@@ -52,7 +52,7 @@ links: setup
 run: setup
 	$(PY) -m tools.notebooks build/$(PROFILE)/notebooks PROFILE=$(PROFILE) \
 	  DATA_DIR="$(abspath $(DATA_DIR))" SEED=$(SEED) VERBOSE=2 -- $(NOTEBOOKS)
-	$(PY) -m helpers summary --profile $(PROFILE)
+	$(PY) -m tools.summary --profile $(PROFILE)
 
 # The reference run: the full profile on Colab's versions (.venv-colab, with the helpers of
 # this checkout), written into notebooks/, figures/ and results/ (the work folder is the
@@ -61,7 +61,7 @@ publish: setup colab-env
 	PYTHONPATH="$(CURDIR)" $(COLAB_VENV)/bin/python -m tools.notebooks notebooks PROFILE=full \
 	  DATA_DIR="$(abspath $(DATA_DIR))" WORK_DIR="$(CURDIR)" SEED=$(SEED) VERBOSE=2 -- $(NOTEBOOKS)
 	cp models/alexnet_bn/history.json models/alexnet_bn/config.json results/
-	$(PY) -m helpers summary --profile full --work-dir .
+	$(PY) -m tools.summary --profile full --work-dir .
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

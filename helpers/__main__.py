@@ -1,7 +1,6 @@
-"""Command line: `python -m helpers {download,prepare,train,params,summary} ...`."""
+"""Command line: `python -m helpers {download,prepare,train,params} ...`."""
 
 import argparse
-import json
 import sys
 import traceback
 from dataclasses import replace
@@ -9,28 +8,20 @@ from pathlib import Path
 
 from helpers.config import DATA_DIR, INPUT_SIZE, PROFILE, SEED, get_profile
 from helpers.environment import load_keras
-from helpers.files import Busy, shown
-from helpers.workspace import work_folders
+from helpers.files import Refused, shown
 
 
 def _download(args: argparse.Namespace) -> None:
-    from helpers.download import DEFAULT_URL, DownloadError, download
+    from helpers.download import DEFAULT_URL, download
 
-    try:
-        download(url=args.url or DEFAULT_URL, dest=args.dest, sha256=args.sha256,
-                 timeout=args.timeout)
-    except DownloadError as error:
-        sys.exit(f"error: {error}")
+    download(url=args.url or DEFAULT_URL, dest=args.dest, sha256=args.sha256, timeout=args.timeout)
 
 
 def _prepare(args: argparse.Namespace) -> None:
     from helpers.prepare import prepare
 
-    try:
-        prepare(args.source, args.dest, seed=args.seed, val_fraction=args.val_fraction,
-                test_fraction=args.test_fraction, per_class_limit=args.per_class_limit)
-    except (FileNotFoundError, ValueError) as error:
-        sys.exit(f"error: {error}")
+    prepare(args.source, args.dest, seed=args.seed, val_fraction=args.val_fraction,
+            test_fraction=args.test_fraction, per_class_limit=args.per_class_limit)
 
 
 def _params(args: argparse.Namespace) -> None:
@@ -41,56 +32,24 @@ def _params(args: argparse.Namespace) -> None:
     load_keras()
     from helpers.params import format_table, parameter_table
 
-    try:
-        table = parameter_table(args.variant, classes=args.classes, image_size=size)
-    except ValueError as error:
-        sys.exit(f"error: {str(error).splitlines()[0]}")
-    print(format_table(table))
+    print(format_table(parameter_table(args.variant, classes=args.classes, image_size=size)))
 
 
 def _train(args: argparse.Namespace) -> None:
     load_keras()  # before helpers.training imports keras
-    from helpers.runs import RunError
     from helpers.training import train
 
     names = ("variant", "epochs", "batch_size", "image_size", "precision", "seed")
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    config = replace(get_profile(args.profile).train, **overrides)
     try:
-        config = replace(get_profile(args.profile).train, **overrides)
         summary = train(config, args.data, args.run_dir, restart=args.restart)
-    except (RunError, Busy, OSError, ValueError) as error:
-        sys.exit(f"error: {error}")
     except KeyboardInterrupt:
         sys.exit("interrupted: the finished epochs are saved; run the same command again to resume")
     print(f"epochs:      {summary['epochs']} of {config.epochs}\n"
           f"best epoch:  {summary['best_epoch']}, val accuracy {summary['val_accuracy']:.2%}\n"
           f"time:        {summary['seconds_per_epoch']:,.0f} s per epoch\n"
           f"model:       {shown(Path(args.run_dir) / 'best.keras')}")
-
-
-def _summary(args: argparse.Namespace) -> None:
-    if args.profile == "auto":
-        load_keras()  # to look for a GPU
-    try:
-        profile = get_profile(args.profile).name
-    except ValueError as error:
-        sys.exit(f"error: {error}")
-    work, _ = work_folders(profile, args.work_dir)
-    path = work / "results" / "metrics.json"
-    metrics_file = shown(path)
-    if not path.exists():
-        sys.exit(f"error: {metrics_file} does not exist yet: run notebook 04 (training) first")
-    try:
-        metrics = json.loads(path.read_text())
-    except ValueError as error:
-        sys.exit(f"error: {metrics_file} is not a metrics file notebook 04 wrote ({error})")
-    if not isinstance(metrics, dict):
-        sys.exit(f"error: {metrics_file} is not a metrics file notebook 04 wrote")
-    print(f"Run summary ({profile} profile, {metrics_file}):")
-    for key, value in sorted(metrics.items()):
-        text = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
-        print(f"  {key:>24}: {text}")
-    print(f"Figures: {shown(work / 'figures')}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -135,16 +94,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--image-size", type=int, help=f"photo size in pixels (default: {INPUT_SIZE})")
     p.set_defaults(run=_params)
 
-    p = commands.add_parser("summary", help="print the metrics of the last run of a profile")
-    p.add_argument("--profile", default=PROFILE,
-                   help=f"auto, quick or full (default: {PROFILE}; auto: full on a GPU)")
-    p.add_argument("--work-dir", default="", help="the WORK_DIR the notebooks were run with")
-    p.set_defaults(run=_summary)
-
     args = parser.parse_args(argv)
     try:
         args.run(args)
-    except Exception:  # bad input ends in a one-line error above: this is a bug
+    except (Refused, OSError, ValueError) as error:  # bad input, or a folder in the way
+        sys.exit(f"error: {error}")
+    except Exception:  # anything else is a bug
         traceback.print_exc()
         sys.exit("error: this is a bug in helpers; please report it with the command you ran "
                  "and the output above")

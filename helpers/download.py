@@ -22,7 +22,7 @@ from urllib.request import Request, urlopen
 
 from tqdm import tqdm
 
-from helpers.files import Busy, held, write_json
+from helpers.files import Busy, Refused, held, write_json
 from helpers.photos import class_of, find_photos
 
 DEFAULT_URL = ("https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/"
@@ -34,24 +34,12 @@ MAX_EXTRACTED, MAX_RATIO, RATIO_FLOOR = 20 * 10**9, 20, 5 * 10**6  # bytes; far 
 # JPEGs barely compress: a member, or all, growing over MAX_RATIO-fold to over RATIO_FLOOR is a bomb
 
 
-class DownloadError(Exception):
+class DownloadError(Refused):
     """The photos could not be downloaded or extracted; the message says why and what to do."""
 
 
 class BadArchive(DownloadError):
     """The archive is unusable: this run's download of it is deleted, a kept one is named."""
-
-
-def manual_help(dest: str | Path) -> str:
-    """How to get the photos by hand, for messages about failed downloads."""
-    pets = Path(dest) / "PetImages"
-    return (f"To get the photos by hand, download one of:\n  - the Microsoft zip: {DEFAULT_URL}\n"
-            "    (page: https://www.microsoft.com/en-us/download/details.aspx?id=54765)\n"
-            "  - the Kaggle \"dogs-vs-cats\" competition data (https://www.kaggle.com/c/dogs-vs-cats;"
-            " its train/ holds cat.N.jpg and dog.N.jpg: move them into Cat/ and Dog/)\n"
-            "  - TensorFlow Datasets `cats_vs_dogs` (it fetches the same zip)\n"
-            f"and extract it so that {pets / 'Cat'} and {pets / 'Dog'} exist, or point the "
-            "notebooks' DATA_DIR parameter at an existing copy of the PetImages folder.")
 
 
 @contextmanager
@@ -131,8 +119,12 @@ def fetch(url: str, part: Path, record: Path, retries: int, timeout: float, dest
             if wait is None or not transient:
                 kept = part.stat().st_size if part.exists() else 0
                 resume = f"{kept:,} bytes are kept in {part}: run again to resume.\n"
-                raise DownloadError(f"could not download {url}: {reason}\n"
-                                    f"{resume if kept else ''}{manual_help(dest)}") from error
+                pets = Path(dest) / "PetImages"
+                raise DownloadError(
+                    f"could not download {url}: {reason}\n{resume if kept else ''}To get the "
+                    f"photos by hand (README, \"Getting the photos\"), download {DEFAULT_URL} "
+                    f"and extract it so that {pets / 'Cat'} and {pets / 'Dog'} exist, or point "
+                    "DATA_DIR at an existing copy of the PetImages folder.") from error
             print(f"download failed ({reason}); retrying in {wait:g} s", file=sys.stderr)
             time.sleep(wait)
 

@@ -30,12 +30,11 @@ def load_keras() -> None:
         tf.get_logger().setLevel("ERROR")
 
 
-def fix_mmap_threshold() -> bool:
-    """Keep glibc's mmap threshold at 128 KiB, so big freed blocks go back at once; True if done."""
-    if (platform.libc_ver()[0] != "glibc" or "MALLOC_MMAP_THRESHOLD_" in os.environ
-            or os.environ.get(KEEP_GLIBC_MALLOC) == "glibc"):
-        return False
-    return bool(ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024))  # -3: M_MMAP_THRESHOLD
+def fix_mmap_threshold() -> None:
+    """Keep glibc's mmap threshold at 128 KiB, so big freed blocks go back at once."""
+    if (platform.libc_ver()[0] == "glibc" and "MALLOC_MMAP_THRESHOLD_" not in os.environ
+            and os.environ.get(KEEP_GLIBC_MALLOC) != "glibc"):
+        ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # -3: M_MMAP_THRESHOLD
 
 
 def release_memory() -> bool:

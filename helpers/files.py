@@ -51,10 +51,8 @@ def save_model(model, path: str | Path) -> None:
 def project_root() -> Path:
     """The repository root when run from a checkout (the cwd or its parent), else the cwd."""
     cwd = Path.cwd().resolve()
-    for candidate in (cwd, cwd.parent):
-        if (candidate / "helpers").is_dir() and (candidate / "notebooks").is_dir():
-            return candidate
-    return cwd
+    return next((root for root in (cwd, cwd.parent)
+                 if (root / "helpers").is_dir() and (root / "notebooks").is_dir()), cwd)
 
 
 def shown(path: str | Path) -> str:
@@ -63,15 +61,22 @@ def shown(path: str | Path) -> str:
     path = Path(path).resolve()
     if path.is_relative_to(DRIVE_MOUNT):
         return str(path)
-    root = project_root()
-    if path.is_relative_to(root):
-        return path.relative_to(root).as_posix() if path != root else "."
+    if path.is_relative_to(root := project_root()):
+        return path.relative_to(root).as_posix()  # "." for the root itself
     near = os.path.commonpath([path, Path.cwd().resolve()]) != path.anchor
     return os.path.relpath(path) if near else str(path)
 
 
-class Busy(Exception):
-    """Another live process holds the lock; the message names it and what to do."""
+class Refused(Exception):
+    """What was asked cannot be done as things stand; the message says why and what to do."""
+
+
+class Busy(Refused):
+    """Another live process (`holder`) holds the lock; the message names it and what to do."""
+
+    def __init__(self, message: str, holder: int):
+        super().__init__(message)
+        self.holder = holder
 
 
 @contextmanager
@@ -92,8 +97,8 @@ def held(lock: Path, what: str):
                 time.sleep(0.1)
             elif holder and process_alive(holder):
                 raise Busy(f"another {what} (process {holder}) is using {shown(lock.parent)}; "
-                           f"wait for it to finish, or delete {shown(lock)} if none is running"
-                           ) from None
+                           f"wait for it to finish, or delete {shown(lock)} if none is running",
+                           holder) from None
             else:
                 lock.unlink(missing_ok=True)  # its process is gone: try again
     try:

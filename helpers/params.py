@@ -7,10 +7,8 @@ from helpers.alexnet import build_alexnet
 from helpers.config import INPUT_SIZE
 
 
-def layer_row(layer: keras.Layer) -> dict | None:
-    """A layer's row: kernel, d, k, output, formula, value, Keras's count, MACs; None for input."""
-    if isinstance(layer, keras.layers.InputLayer):
-        return None
+def layer_row(layer: keras.Layer) -> dict:
+    """A layer's row: kernel, d, k, output, formula, value, Keras's count, MACs."""
     d, out_shape = layer.input.shape[-1], tuple(layer.output.shape[1:])
     row = {"layer": layer.name, "type": type(layer).__name__, "kernel": "", "d": "", "k": "",
            "output": "×".join(f"{n:,}" for n in out_shape), "formula": "0", "value": 0,
@@ -36,7 +34,8 @@ def parameter_table(variant: str | keras.Model = "original", classes: int = 1000
     """Rows for every layer of a variant (or of a given model), then a "total" row."""
     model = variant if isinstance(variant, keras.Model) else build_alexnet(
         variant, classes=classes, image_size=image_size)
-    rows = [row for layer in model.layers if (row := layer_row(layer)) is not None]
+    rows = [layer_row(layer) for layer in model.layers
+            if not isinstance(layer, keras.layers.InputLayer)]
     total = {**dict.fromkeys(rows[0], ""), "layer": "total",
              **{key: sum(r[key] for r in rows) for key in ("value", "keras", "trainable", "macs")}}
     if total["keras"] != (count := model.count_params()):

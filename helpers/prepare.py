@@ -295,9 +295,9 @@ def prepare(source: str | Path, dest: str | Path, seed: int = 42,
         dest.parent.mkdir(parents=True, exist_ok=True)
         with held(lock, "prepare"):
             return _update(source, dest, shown, files, inputs, workers, reuse, verbose)
-    except Busy:
+    except Busy as error:
         raise DestinationError(
-            f"Another prepare (process {lock.read_text().strip()}) is writing {shown}; wait for it "
+            f"Another prepare (process {error.holder}) is writing {shown}; wait for it "
             f"to finish, or delete {shown.parent / lock.name} if none is running.") from None
     except DestinationError:
         raise

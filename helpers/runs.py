@@ -11,7 +11,7 @@ from pathlib import Path
 
 from helpers.config import TrainConfig
 from helpers.data import list_images
-from helpers.files import shown, write_json
+from helpers.files import Refused, shown, write_json
 
 MONITOR = "val_accuracy"  # Keras 3's name; TensorFlow 1's "val_acc" matches nothing
 RUN_FILES = ("config.json", "history.json", "best.keras", "backup", "finished.json")
@@ -19,7 +19,7 @@ START_OVER = ("start over with restart=True (command line: --restart), which mov
               "files to previous-<time>/, or train into another folder.")
 
 
-class RunError(Exception):
+class RunError(Refused):
     """A run folder that training cannot use as it is; the message says what to do."""
 
 
@@ -85,10 +85,9 @@ def open_run(config: TrainConfig, run_dir: str | Path, split: str = "",
             os.replace(path, aside / path.name)
         history, old = [], None
     if old is not None and (history or (run_dir / "backup").exists()):
-        defaults = asdict(TrainConfig())  # for a setting added since the run was made
-        changed = [f"{key} {old.get(key, defaults.get(key))!r} -> {value!r}"
-                   for key, value in settings.items() if old.get(key, defaults.get(key)) != value
-                   ] if isinstance(old, dict) else ["not a config"]
+        before = {**asdict(TrainConfig()), **old} if isinstance(old, dict) else {}  # + defaults
+        changed = [f"{key} {before.get(key)!r} -> {value!r}" for key, value in settings.items()
+                   if before.get(key) != value] if before else ["not a config"]
         if changed:
             raise RunError(f"{shown(run_dir)} holds a run trained with other settings or data "
                            f"({', '.join(changed)}); nothing was changed. Resume it with the "

@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from helpers.config import DATA_DIR, PROFILE, SEED, Profile, get_profile, saved_settings
+from helpers.download import download
 from helpers.environment import describe_hardware, device_report, is_colab, peak_memory_gb
 from helpers.files import DRIVE_MOUNT, project_root, shown, write_text
 from helpers.photos import find_photos
+from helpers.prepare import prepare
 
 DRIVE_FOLDER = "MyDrive/alexnet-cats-vs-dogs"  # the work folder on Drive, per profile below it
 
@@ -95,14 +97,10 @@ def start(profile: str = PROFILE, data_dir: str | Path | None = DATA_DIR, seed: 
         print("DRIVE is for Colab; here the work folder is local.")
     source = None if data_dir is None else find_photos(from_root(data_dir))
     if data_dir is not None and source is None:  # downloaded; on Drive the archive is kept
-        from helpers.download import download
-
         source = download(dest=from_root(data_dir),
                           keep_archive=work / "archive" if work != local else None)
     run = Run(chosen, work, local, source, seed)
     if source is not None and prepare_split:
-        from helpers.prepare import prepare
-
         prepare(source, run.processed, seed=seed, per_class_limit=chosen.per_class_limit,
                 verbose=False)
     why = {"full": "a GPU was found", "quick": "no GPU, so the short run"}[chosen.name]
@@ -139,11 +137,10 @@ def reference_file(name: str) -> Path:
 def run_record(run: Run) -> tuple[list[dict], dict, dict, str]:
     """(history rows, metrics, training config, label) of this run's training when notebook 04
     has trained in this work folder, else of the series' reference run, labelled as such."""
-    own = [run.model_dir / name for name in ("history.json", "config.json")]
-    if all(path.exists() for path in own) and run.metrics_file.exists():
-        files, label = [*own, run.metrics_file], f"your run in {shown(run.model_dir)}"
-    else:
-        files = [reference_file(name) for name in ("history.json", "config.json", "metrics.json")]
+    files = [run.model_dir / "history.json", run.model_dir / "config.json", run.metrics_file]
+    label = f"your run in {shown(run.model_dir)}"
+    if not all(path.exists() for path in files):  # the reference run's have the same names
+        files = [reference_file(path.name) for path in files]
         label = "the series' reference run (no training of yours in this work folder yet)"
     history, config, metrics = (json.loads(path.read_text()) for path in files)
     return history, metrics, saved_settings(config), label

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from conftest import (
 from PIL import Image
 
 import helpers.prepare as prepare_module
+from helpers.files import Busy
 from helpers.prepare import prepare
 
 SPLITS = ("train", "val", "test")
@@ -534,6 +536,20 @@ def test_a_second_concurrent_prepare_is_refused(tmp_path, monkeypatch):
                        f"to finish, or delete {lock} if none is running."]
     assert not lock.exists()
     assert len(output_files(dest)) == len(read_csv(dest / "manifest.csv")[1])
+
+
+def test_a_lock_let_go_while_refusing_still_names_its_holder(tmp_path, monkeypatch):
+    source, dest = small_petimages(tmp_path), tmp_path / "out"
+
+    @contextmanager
+    def gone_by_now(lock, what):  # the other prepare finished after it refused this one
+        raise Busy("another prepare (process 4321) is using it", 4321)
+        yield
+
+    monkeypatch.setattr(prepare_module, "held", gone_by_now)
+    with pytest.raises(FileExistsError, match=r"Another prepare \(process 4321\) is writing"):
+        prepare(source, dest, workers=1)
+    assert not dest.exists()
 
 
 def test_a_lock_is_respected_while_its_process_lives_and_taken_over_after(tmp_path):

@@ -52,6 +52,7 @@ from helpers.training import (
     train,
 )
 from helpers.workspace import Run
+from tools.summary import main as summary_main
 
 # 99 is about the smallest size AlexNet's valid 11x11/4 conv1 and three 3/2 poolings accept.
 CONFIG = TrainConfig(variant="compact", classes=1, epochs=4, batch_size=16, image_size=99,
@@ -758,16 +759,16 @@ def test_train_command_errors_are_one_line(petimages, processed, tmp_path, monke
     assert "\n" not in str(exit_.value) and Path("notes").read_text() == "mine"
 
 
-def test_summary_command_prints_paths_from_the_current_folder(tmp_path, monkeypatch, capsys):
+def test_the_run_summary_shows_paths_from_the_current_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_:
-        main(["summary", "--profile", "quick", "--work-dir", str(tmp_path / "work")])
+        summary_main(["--profile", "quick", "--work-dir", str(tmp_path / "work")])
     assert str(exit_.value) == ("error: work/results/metrics.json does not exist yet: run "
                                 "notebook 04 (training) first")
     (tmp_path / "work" / "results").mkdir(parents=True)
     (tmp_path / "work" / "results" / "metrics.json").write_text(json.dumps(
         {"train_images": 17998, "val_accuracy": 0.93}))
-    main(["summary", "--profile", "quick", "--work-dir", str(tmp_path / "work")])
+    summary_main(["--profile", "quick", "--work-dir", str(tmp_path / "work")])
     assert capsys.readouterr().out == (
         "Run summary (quick profile, work/results/metrics.json):\n"
         "              train_images: 17,998\n"
@@ -920,7 +921,7 @@ def test_commands_answer_bad_input_and_bad_files_in_one_line(tmp_path, monkeypat
     for text in ("{not json", "[1, 2]"):
         (tmp_path / "work" / "results" / "metrics.json").write_text(text)
         with pytest.raises(SystemExit) as exit_:
-            main(["summary", "--work-dir", "work"])
+            summary_main(["--work-dir", "work"])
         assert str(exit_.value) == ("error: work/results/metrics.json is not a metrics file "
                                     "notebook 04 wrote" + (" (Expecting property name enclosed "
                                     "in double quotes: line 1 column 2 (char 1))"
