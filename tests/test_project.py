@@ -234,6 +234,11 @@ def test_the_package_declares_no_test_or_build_tools():
     assert all(">=" in dep for dep in project["dependencies"]), "lower bounds, not pins"
 
 
+def test_the_readme_stays_one_page_for_learners():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= 200, f"README.md has {len(lines)} lines: engineering detail goes to docs/"
+
+
 def test_colab_versions_meet_the_declared_lower_bounds():
     colab = dict(line.split("==") for line in requirement_lines(
         (ROOT / "requirements-colab.txt").read_text()))
