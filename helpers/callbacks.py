@@ -1,5 +1,5 @@
-"""The callbacks notebook 04 explains: Keras's own, each closing a gap a long run on a runtime
-that can vanish would fall into (resume, the best model, the history, patience)."""
+"""The callbacks of a run that survives interruptions: Keras's own, each extended or redone
+where it falls short (notebook 04 shows and explains each); training.callbacks() orders them."""
 
 import os
 import time
