@@ -26,9 +26,8 @@ def _prepare(args: argparse.Namespace) -> None:
 
 def _params(args: argparse.Namespace) -> None:
     size = args.image_size or INPUT_SIZE
-    if not 67 <= size <= 1024 or args.classes < 1:  # below 67 px a layer's output is empty
-        sys.exit(f"error: --image-size must be 67 to 1024 pixels and --classes at least 1 (got "
-                 f"{size} and {args.classes})")
+    if not 67 <= size <= 1024:  # below 67 px a layer's output is empty
+        sys.exit(f"error: --image-size must be 67 to 1024 pixels, not {size}")
     load_keras()
     from helpers.params import format_table, parameter_table
 
