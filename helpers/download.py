@@ -122,9 +122,11 @@ def fetch(url: str, part: Path, record: Path, retries: int, timeout: float, dest
                 pets = Path(dest) / "PetImages"
                 raise DownloadError(
                     f"could not download {url}: {reason}\n{resume if kept else ''}To get the "
-                    f"photos by hand (README, \"Getting the photos\"), download {DEFAULT_URL} "
-                    f"and extract it so that {pets / 'Cat'} and {pets / 'Dog'} exist, or point "
-                    "DATA_DIR at an existing copy of the PetImages folder.") from error
+                    f"photos by hand, download {DEFAULT_URL}, TensorFlow Datasets' cats_vs_dogs "
+                    "(the same zip) or Kaggle's \"dogs-vs-cats\" (https://www.kaggle.com/c/"
+                    "dogs-vs-cats; move its train/cat.*.jpg into Cat/, dog.*.jpg into Dog/), so "
+                    f"that {pets / 'Cat'} and {pets / 'Dog'} exist, or point DATA_DIR at an "
+                    "existing copy of the PetImages folder.") from error
             print(f"download failed ({reason}); retrying in {wait:g} s", file=sys.stderr)
             time.sleep(wait)
 

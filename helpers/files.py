@@ -1,5 +1,5 @@
-"""Files and paths: writes that a kill never leaves half done (made under a temporary name and
-renamed into place, so a reader finds the old file or the new one), and paths as printed."""
+"""Files and paths: writes a kill never leaves half done (made under a temporary name, renamed
+into place), paths as printed, locks, and the refusals the command line reports in one line."""
 
 import json
 import os
@@ -74,7 +74,7 @@ class Refused(Exception):
 class Busy(Refused):
     """Another live process (`holder`) holds the lock; the message names it and what to do."""
 
-    def __init__(self, message: str, holder: int):
+    def __init__(self, message: str, holder: int = 0):
         super().__init__(message)
         self.holder = holder
 

@@ -8,7 +8,8 @@ from helpers.config import INPUT_SIZE
 
 
 def layer_row(layer: keras.Layer) -> dict:
-    """A layer's row: kernel, d, k, output, formula, value, Keras's count, MACs."""
+    """A layer's row (not the input layer's): kernel, d, k, output, formula, value, Keras's
+    count, MACs."""
     d, out_shape = layer.input.shape[-1], tuple(layer.output.shape[1:])
     row = {"layer": layer.name, "type": type(layer).__name__, "kernel": "", "d": "", "k": "",
            "output": "×".join(f"{n:,}" for n in out_shape), "formula": "0", "value": 0,

@@ -1,5 +1,5 @@
-"""The run folder that training writes: opening it to train, resume or report a finished run,
-refusing what is not its own, and what the run came to. The Keras pieces are in training.py."""
+"""The run folder training writes: opening it to train, resume or report a finished run, refusing
+what is not its own, and what the run came to (the Keras pieces: training.py, callbacks.py)."""
 
 import hashlib
 import json
@@ -85,9 +85,10 @@ def open_run(config: TrainConfig, run_dir: str | Path, split: str = "",
             os.replace(path, aside / path.name)
         history, old = [], None
     if old is not None and (history or (run_dir / "backup").exists()):
-        before = {**asdict(TrainConfig()), **old} if isinstance(old, dict) else {}  # + defaults
+        # A setting added since the run was made counts at its default.
+        before = {**asdict(TrainConfig()), **old} if isinstance(old, dict) else {}
         changed = [f"{key} {before.get(key)!r} -> {value!r}" for key, value in settings.items()
-                   if before.get(key) != value] if before else ["not a config"]
+                   if before.get(key) != value] if isinstance(old, dict) else ["not a config"]
         if changed:
             raise RunError(f"{shown(run_dir)} holds a run trained with other settings or data "
                            f"({', '.join(changed)}); nothing was changed. Resume it with the "
