@@ -111,6 +111,12 @@ RECIPES = {
                                           "two fewer at 180 px, about the same minutes",
                                           {**PROGRESSIVE, "epochs": 24, "first_share": 14 / 24,
                                            "seed": 43}),
+    "progressive-10-of-24-seed43": Recipe("progressive-128-180-seed43 with two more epochs at "
+                                          "180 px (10 of 24 at 128 px): the minutes a family-26 "
+                                          "CPU has left in the hour, if it runs 1.8 times as "
+                                          "fast as a family-25 one",
+                                          {**PROGRESSIVE, "epochs": 24, "first_share": 10 / 24,
+                                           "seed": 43}),
 }
 # What every recipe starts from, given the full profile's config: the variant's dropout rates,
 # label smoothing and rotation, one image size, as when the pilots began (the full profile has
