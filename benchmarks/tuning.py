@@ -63,6 +63,7 @@ class Recipe:
     overrides: dict = field(default_factory=dict)
     optimizer: str = "adam"  # adam (build_model's), adamw or sgd
     ema: float = 0.0  # the momentum of an average of the weights, judged at the end; 0: none
+    between: tuple = ()  # (image size, share of the epochs) of a stage after stages()'s first
 
 
 HOUR_AT_180 = {"image_size": 180, "label_smoothing": 0.0, "rotation": 0.0, "conv_dropout": 0.0,
@@ -117,6 +118,14 @@ RECIPES = {
                                           "fast as a family-25 one",
                                           {**PROGRESSIVE, "epochs": 24, "first_share": 10 / 24,
                                            "seed": 43}),
+    "progressive-128-180-227-seed43": Recipe("progressive-128-180-seed43, but the last 3 of its "
+                                             "22 epochs at 227 px, AlexNet's own size (the "
+                                             "180 px photos upscaled): fc6 reads the 6x6 last "
+                                             "feature map of 227 px photos, which the earlier "
+                                             "stages fill from their 2x2 and 4x4 maps by "
+                                             "adaptive average pooling",
+                                             {**PROGRESSIVE, "image_size": 227, "seed": 43},
+                                             between=(180, 9 / 22)),
 }
 # What every recipe starts from, given the full profile's config: the variant's dropout rates,
 # label smoothing and rotation, one image size, as when the pilots began (the full profile has
@@ -162,6 +171,16 @@ def recipe_config(name: str, base):
     return dataclasses.replace(base, **{**PILOT_BASE, **RECIPES[name].overrides})
 
 
+def recipe_stages(recipe: Recipe, config) -> list[tuple[int, int]]:
+    """stages(config), with recipe.between's stage inserted after the first one."""
+    phases = stages(config)
+    if not recipe.between or len(phases) < 2:
+        return phases
+    (size, share), (_, start) = recipe.between, phases[0]
+    until = min(start + max(1, round(config.epochs * share)), config.epochs - 1)
+    return [phases[0], (size, until), phases[1]] if start < until else phases
+
+
 def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> dict:
     """Train recipe `name` from `base` (a TrainConfig) on processed/train; its result row."""
     recipe = RECIPES[name]
@@ -172,7 +191,7 @@ def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> di
         compile_recipe(model, recipe, config, steps)
         seconds, images, train_seconds, per_epoch, done = 0.0, 0, 0.0, [], 0
         train_per_epoch, epoch_seconds = [], []
-        for size, epochs in stages(config):
+        for size, epochs in recipe_stages(recipe, config):
             train_kwargs, val_kwargs = fit_data(processed, dataclasses.replace(
                 config, image_size=size), choose_loader("auto"))
             stage = model if size == config.image_size else at_size(model, size)
@@ -206,7 +225,8 @@ def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> di
         "onednn": report.get("onednn", False), "backend": keras.backend.backend(),
         "date": datetime.now(UTC).replace(microsecond=0).isoformat(),
     } | ({"raw_val_accuracy": per_epoch[-1]} if recipe.ema else {}) | (
-        {"phases": [list(stage) for stage in stages(config)]} if config.first_size else {})
+        {"phases": [list(stage) for stage in phases]} if len(phases := recipe_stages(
+            recipe, config)) > 1 else {})
 
 
 def same_trial(a: dict, b: dict) -> bool:

@@ -19,9 +19,11 @@ def trial_scale(row: dict, pilot: bool = False) -> str:
     """A trial's scale in words; with `pilot`, its pilot's: at the pilot's image size (a recipe
     changing it is set against its own baseline), and with oneDNN, which changes the arithmetic."""
     size = row.get("pilot_image_size", row["image_size"]) if pilot else row["image_size"]
-    if len(row.get("phases", [])) > 1:  # a smaller size first (benchmarks/tuning.py's phases)
-        (first, epochs), _ = row["phases"]
-        size = f"{first} px for {epochs}, then {size}"
+    phases = row.get("phases", [])  # smaller sizes first (benchmarks/tuning.py's phases)
+    if len(phases) > 1:
+        earlier = [f"{each} px for {until - start}" for (each, until), (_, start)
+                   in zip(phases[:-1], [(0, 0), *phases[:-2]], strict=True)]
+        size = f"{', '.join(earlier)}, then {size}"
     return (f"{row['epochs']} epochs, {size} px, {row['train_photos']:,} training photos"
             + (", oneDNN on" if pilot and row.get("onednn") else ""))
 

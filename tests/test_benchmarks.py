@@ -437,6 +437,15 @@ def test_a_progressive_recipe_trains_smaller_photos_first_on_the_same_layers(pro
     assert json.loads(out.read_text()) == [row]
 
 
+def test_a_recipe_with_a_stage_between_trains_three_sizes_in_order(processed, tmp_path):
+    (row,) = tuning.main(["--data-dir", str(processed), "--work-dir", str(tmp_path / "work"),
+                          *TINY_MODEL, "--epochs", "3", "--recipes",
+                          "progressive-128-180-227-seed43", "--out",
+                          str(tmp_path / "tuning.json"), "--verbose", "0"])
+    assert row["phases"] == [[128, 1], [180, 2], [227, 3]] and row["image_size"] == 227
+    assert len(row["val_accuracy_per_epoch"]) == 3 and 0 <= row["val_accuracy"] <= 1
+
+
 def test_tuning_recipes_start_from_the_variants_dropout_not_the_full_profiles():
     """The pilots' baseline keeps meaning what it meant when the full profile took the
     less-dropout recipe: every recipe starts from the variant's rates."""

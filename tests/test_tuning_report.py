@@ -63,6 +63,9 @@ def test_a_trial_with_a_smaller_size_first_says_so_in_its_scale():
         "22 epochs, 128 px for 10, then 180 px, 5,000 training photos")
     assert tuning_summary([row]) == [
         "22 epochs, 128 px for 10, then 180 px, 5,000 training photos: progressive 95.0%"]
+    three = {**row, "image_size": 227, "phases": [[128, 10], [180, 19], [227, 22]]}
+    assert tuning_table([three]).loc["progressive", "scale"] == (
+        "22 epochs, 128 px for 10, 180 px for 9, then 227 px, 5,000 training photos")
 
 
 def test_trials_with_onednn_are_a_pilot_of_their_own():
