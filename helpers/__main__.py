@@ -29,9 +29,16 @@ def _params(args: argparse.Namespace) -> None:
     if not 67 <= size <= 1024:  # below 67 px a layer's output is empty
         sys.exit(f"error: --image-size must be 67 to 1024 pixels, not {size}")
     load_keras()
-    from helpers.params import format_table, parameter_table
+    import pandas as pd
 
-    print(format_table(parameter_table(args.variant, classes=args.classes, image_size=size)))
+    from helpers.params import parameter_table
+
+    rows = parameter_table(args.variant, classes=args.classes, image_size=size)
+    table = pd.DataFrame(rows).drop(columns="trainable")  # notebook 03's table, as plain text
+    print(table.map(lambda v: v if isinstance(v, str) else f"{v:,}").to_string(index=False))
+    total, trainable = rows[-1]["keras"], rows[-1]["trainable"]
+    print(f"\nTotal params: {total:,} (trainable {trainable:,}, "
+          f"non-trainable {total - trainable:,})")
 
 
 def _train(args: argparse.Namespace) -> None:

@@ -62,10 +62,8 @@ def gpus() -> list[str]:
 
 def _cpuinfo() -> str:
     """/proc/cpuinfo's text (Linux), empty where there is none."""
-    try:
-        return Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
+    path = Path("/proc/cpuinfo")
+    return path.read_text() if path.is_file() else ""
 
 
 def cpu_has_bf16() -> bool:

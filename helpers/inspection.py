@@ -148,11 +148,10 @@ def centre_share(heat: np.ndarray, border: float = 0.25) -> tuple[np.ndarray, fl
     of its height and width on each side; and the share of the area that centre covers."""
     height, width = heat.shape[1:]
     rows, cols = round(border * height), round(border * width)
-    centre = np.zeros((height, width), bool)
-    centre[rows:height - rows, cols:width - cols] = True
     total = heat.sum(axis=(1, 2), dtype="float64")
-    inside = heat[:, centre].sum(axis=1, dtype="float64")
-    return np.divide(inside, total, out=np.zeros_like(total), where=total > 0), float(centre.mean())
+    inside = heat[:, rows:height - rows, cols:width - cols].sum(axis=(1, 2), dtype="float64")
+    area = (height - 2 * rows) * (width - 2 * cols) / (height * width)
+    return np.divide(inside, total, out=np.zeros_like(total), where=total > 0), area
 
 
 def class_separation(features: np.ndarray, labels: np.ndarray) -> float:

@@ -8,8 +8,7 @@ from helpers.config import INPUT_SIZE
 
 
 def layer_row(layer: keras.Layer) -> dict:
-    """A layer's row (not the input layer's): kernel, d, k, output, formula, value, Keras's
-    count, MACs."""
+    """A layer's row (not the input layer's): kernel, d, k, output, formula, value, count, MACs."""
     d, out_shape = layer.input.shape[-1], tuple(layer.output.shape[1:])
     row = {"layer": layer.name, "type": type(layer).__name__, "kernel": "", "d": "", "k": "",
            "output": "×".join(f"{n:,}" for n in out_shape), "formula": "0", "value": 0,
@@ -43,16 +42,3 @@ def parameter_table(variant: str | keras.Model = "original", classes: int = 1000
         raise AssertionError(f"rows add up to {total['keras']:,}, model has {count:,}")
     return rows + [total]
 
-
-def format_table(rows: list[dict]) -> str:
-    """The table as aligned text with thousands separators, then the totals line."""
-    headers = ["layer", "type", "kernel", "d", "k", "output", "formula", "value", "keras", "macs"]
-    cells = [[f"{r[h]:,}" if isinstance(r[h], int) else str(r[h]) for h in headers] for r in rows]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-    numeric = {"d", "k", "value", "keras", "macs"}
-    lines = ["  ".join(v.rjust(w) if h in numeric else v.ljust(w)
-                       for h, v, w in zip(headers, values, widths, strict=True))
-             for values in [headers, ["-" * w for w in widths], *cells]]
-    keras_count, trainable = rows[-1]["keras"], rows[-1]["trainable"]
-    return "\n".join([*lines, "", f"Total params: {keras_count:,} (trainable {trainable:,}, "
-                      f"non-trainable {keras_count - trainable:,})"])

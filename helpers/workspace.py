@@ -24,14 +24,6 @@ def from_root(path: str | Path) -> Path:
     return path if path.is_absolute() else project_root() / path
 
 
-def mount_drive() -> Path:
-    """Mount Google Drive in Colab (it asks for permission once) and return its root."""
-    from google.colab import drive
-
-    drive.mount(str(DRIVE_MOUNT))
-    return DRIVE_MOUNT
-
-
 @dataclass(frozen=True)
 class Run:
     """What a notebook needs to know about the run it belongs to."""
@@ -79,7 +71,10 @@ def work_folders(profile: str, work_dir: str | Path = "", drive: bool = False) -
         work = from_root(work_dir)
         local = local if drive else work
     elif drive and is_colab():
-        work = mount_drive() / DRIVE_FOLDER / profile
+        from google.colab import drive as google_drive
+
+        google_drive.mount(str(DRIVE_MOUNT))  # it asks for permission once
+        work = DRIVE_MOUNT / DRIVE_FOLDER / profile
     else:
         work = local
     return work.resolve(), local.resolve()
@@ -163,8 +158,7 @@ def describe(run: Run, **first: str) -> str:
 
 
 def print_run_metadata(run: Run) -> None:
-    """The closing cell of every notebook: when, on what, which versions, how long, how much
-    memory, what photos."""
+    """The closing cell of every notebook: when, on what, versions, time, memory and photos."""
     peak = peak_memory_gb()
     print(describe(run, date=datetime.now(UTC).replace(microsecond=0).isoformat())
           + f"\nwall time: {time.time() - run.started:,.0f} s for this notebook"

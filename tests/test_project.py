@@ -6,6 +6,7 @@ import platform
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -139,9 +140,12 @@ def test_drive_keeps_the_work_folder_there_and_the_split_on_local_disk(tmp_path,
     root = fake_checkout(tmp_path / "content")
     monkeypatch.chdir(root)
     drive = tmp_path / "drive"
-    monkeypatch.setattr(workspace, "is_colab", lambda: True)
-    monkeypatch.setattr(workspace, "mount_drive", lambda: drive)
+    mounted, colab = [], types.ModuleType("google.colab")
+    colab.drive = types.SimpleNamespace(mount=mounted.append)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)  # so is_colab() is True too
+    monkeypatch.setattr(workspace, "DRIVE_MOUNT", drive)
     work, local = work_folders("full", drive=True)
+    assert mounted == [str(drive)]
     assert work == (drive / workspace.DRIVE_FOLDER / "full").resolve()
     assert local == root / "build" / "full"
     run = workspace.start("full", data_dir=None, drive=True)
@@ -237,6 +241,11 @@ def test_the_package_declares_no_test_or_build_tools():
 def test_the_readme_stays_one_page_for_learners():
     lines = (ROOT / "README.md").read_text().splitlines()
     assert len(lines) <= 200, f"README.md has {len(lines)} lines: engineering detail goes to docs/"
+
+
+def test_the_helpers_package_stays_small():
+    lines = sum(len(path.read_text().splitlines()) for path in (ROOT / "helpers").glob("*.py"))
+    assert lines <= 2500, f"helpers/ has {lines} lines: repository tooling goes to tools/"
 
 
 def test_colab_versions_meet_the_declared_lower_bounds():
