@@ -62,8 +62,10 @@ def gpus() -> list[str]:
 
 def _cpuinfo() -> str:
     """/proc/cpuinfo's text (Linux), empty where there is none."""
-    path = Path("/proc/cpuinfo")
-    return path.read_text() if path.is_file() else ""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
 
 
 def cpu_has_bf16() -> bool:
@@ -108,10 +110,9 @@ def describe_hardware(report: dict) -> str:
 
 def peak_memory_gb() -> float | None:
     """This process's peak resident memory in GB; None where the system does not say (Windows)."""
-    try:
-        import resource
-    except ImportError:
+    if sys.platform == "win32":  # Windows has no resource module
         return None
+    import resource
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return peak * (1 if sys.platform == "darwin" else 1024) / 1e9
 

@@ -150,7 +150,7 @@ def centre_share(heat: np.ndarray, border: float = 0.25) -> tuple[np.ndarray, fl
     rows, cols = round(border * height), round(border * width)
     total = heat.sum(axis=(1, 2), dtype="float64")
     inside = heat[:, rows:height - rows, cols:width - cols].sum(axis=(1, 2), dtype="float64")
-    area = (height - 2 * rows) * (width - 2 * cols) / (height * width)
+    area = max(height - 2 * rows, 0) * max(width - 2 * cols, 0) / (height * width)
     return np.divide(inside, total, out=np.zeros_like(total), where=total > 0), area
 
 

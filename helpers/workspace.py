@@ -72,7 +72,6 @@ def work_folders(profile: str, work_dir: str | Path = "", drive: bool = False) -
         local = local if drive else work
     elif drive and is_colab():
         from google.colab import drive as google_drive
-
         google_drive.mount(str(DRIVE_MOUNT))  # it asks for permission once
         work = DRIVE_MOUNT / DRIVE_FOLDER / profile
     else:

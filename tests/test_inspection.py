@@ -185,6 +185,7 @@ def test_centre_share_is_the_heat_inside_the_centre_and_its_area():
     assert area == pytest.approx(16 / 64)  # a 2-cell border on each side of 8 leaves 4 x 4
     assert shares.tolist() == pytest.approx([area, 1.0, 0.0])
     assert centre_share(np.zeros((1, 8, 8)))[0].tolist() == [0.0]
+    assert centre_share(np.ones((1, 3, 3)), border=0.5)[1] == 0.0  # no centre left
 
 
 def test_neighbour_share_counts_the_nearest_other_photos():
