@@ -190,8 +190,8 @@ def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> di
         model = build_model(config, steps)  # one schedule over every stage's epochs
         compile_recipe(model, recipe, config, steps)
         seconds, images, train_seconds, per_epoch, done = 0.0, 0, 0.0, [], 0
-        train_per_epoch, epoch_seconds = [], []
-        for size, epochs in recipe_stages(recipe, config):
+        train_per_epoch, epoch_seconds, phases = [], [], recipe_stages(recipe, config)
+        for size, epochs in phases:
             train_kwargs, val_kwargs = fit_data(processed, dataclasses.replace(
                 config, image_size=size), choose_loader("auto"))
             stage = model if size == config.image_size else at_size(model, size)
@@ -225,8 +225,7 @@ def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> di
         "onednn": report.get("onednn", False), "backend": keras.backend.backend(),
         "date": datetime.now(UTC).replace(microsecond=0).isoformat(),
     } | ({"raw_val_accuracy": per_epoch[-1]} if recipe.ema else {}) | (
-        {"phases": [list(stage) for stage in phases]} if len(phases := recipe_stages(
-            recipe, config)) > 1 else {})
+        {"phases": [list(stage) for stage in phases]} if len(phases) > 1 else {})
 
 
 def same_trial(a: dict, b: dict) -> bool:

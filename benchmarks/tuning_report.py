@@ -21,8 +21,9 @@ def trial_scale(row: dict, pilot: bool = False) -> str:
     size = row.get("pilot_image_size", row["image_size"]) if pilot else row["image_size"]
     phases = row.get("phases", [])  # smaller sizes first (benchmarks/tuning.py's phases)
     if len(phases) > 1:
-        earlier = [f"{each} px for {until - start}" for (each, until), (_, start)
-                   in zip(phases[:-1], [(0, 0), *phases[:-2]], strict=True)]
+        starts = [0] + [until for _, until in phases[:-2]]  # each stage begins where one ended
+        earlier = [f"{each} px for {until - start}"
+                   for (each, until), start in zip(phases[:-1], starts, strict=True)]
         size = f"{', '.join(earlier)}, then {size}"
     return (f"{row['epochs']} epochs, {size} px, {row['train_photos']:,} training photos"
             + (", oneDNN on" if pilot and row.get("onednn") else ""))

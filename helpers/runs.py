@@ -53,7 +53,7 @@ def epochs_done(run_dir: str | Path) -> int:
 
 
 def split_id(processed_dir: str | Path) -> str:
-    """A fingerprint of the training and validation photos (names, sizes): no resuming on others."""
+    """A fingerprint of the train and val photos (names, sizes): no run resumes on other data."""
     digest = hashlib.sha256()
     for split in ("train", "val"):
         for path in list_images(Path(processed_dir) / split)[0]:
