@@ -126,6 +126,11 @@ RECIPES = {
                                              "adaptive average pooling",
                                              {**PROGRESSIVE, "image_size": 227, "seed": 43},
                                              between=(180, 9 / 22)),
+    "progressive-128-180-227": Recipe("progressive-128-180-227-seed43 with the full profile's "
+                                      "seed, 42: whether its gain over progressive-128-180 "
+                                      "holds for a second seed",
+                                      {**PROGRESSIVE, "image_size": 227},
+                                      between=(180, 9 / 22)),
 }
 # What every recipe starts from, given the full profile's config: the variant's dropout rates,
 # label smoothing and rotation, one image size, as when the pilots began (the full profile has
