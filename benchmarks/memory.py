@@ -2,12 +2,12 @@
 
 A child Python process trains the full profile's run (config.get_profile("full").train: AlexNet
 "bn", batch 64, automatic precision; the options change single settings) on the prepared split
-as helpers.training.train does, in its stages for the epochs it trains (one epoch: 180 px
-only; six: three at 128 px, then three at 180): load_split's caches (the training split's in a
-file, which the OS page cache holds, outside the process's memory; validation's in memory), the
-shuffle buffer, the model, Adam's slots, validation and the checkpoint callbacks all count. The
-child reports its own peak resident set size (getrusage ru_maxrss of itself and of any process
-it waited for), so nothing the parent did before can inflate it.
+as helpers.training.train does, in its stages for the epochs it trains (one epoch: 227 px
+only; six: three at 128 px, two at 180, then one at 227): load_split's caches (the training
+split's in a file, which the OS page cache holds, outside the process's memory; validation's in
+memory), the shuffle buffer, the model, Adam's slots, validation and the checkpoint callbacks all
+count. The child reports its own peak resident set size (getrusage ru_maxrss of itself and of
+any process it waited for), so nothing the parent did before can inflate it.
 
 By default the child trains one whole epoch (on a 2-core CPU in float32, 30+ minutes). With
 --steps N it first makes one full pass over the training pipeline, decoding and caching every

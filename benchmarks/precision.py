@@ -1,6 +1,6 @@
 """Training throughput of one model in float32 and in the project's automatic precision.
 
-The full profile's AlexNet (variant "bn", 180 px, batch 64, augmentation inside, compiled by
+The full profile's AlexNet (variant "bn", 227 px, batch 64, augmentation inside, compiled by
 helpers.training.build_model; the options change single settings) trains on the same synthetic
 uint8 batch, built and compiled fresh for each dtype policy. The first --warmup steps (tracing,
 compilation, memory pools) are not timed; the next --steps are. train_on_batch returns its

@@ -5,11 +5,11 @@ precision) on one synthetic batch, timed as benchmarks.precision times it, each 
 process of its own (so that no setting inherits another's memory pools), one after another
 in one run so the ratios compare like with like on this machine:
 
-* as trained: the full profile's run (180 px, batch 64, augmentation inside the model);
+* as trained: the full profile's last stage (227 px, batch 64, augmentation inside the model);
 * XLA requested: compiled with jit_compile=True (Keras leaves XLA off on a CPU by default, and
   falls back when a layer cannot be compiled; the row says whether XLA really ran);
 * flip only: no random rotation, zoom or translation (what those three cost);
-* 227 px: the input size of the 2012 layout (INPUT_SIZE), upscaled from the photos' 180 px;
+* the middle stage's photo size (180 px, the photos' own): what a progressive run saves there;
 * twice the batch;
 * malloc as glibc leaves it: without helpers.environment.fix_mmap_threshold, which keeps
   memory from growing over epochs (benchmarks.memory); this row says what that costs in time;
@@ -33,7 +33,6 @@ from pathlib import Path
 
 from benchmarks.common import add_config_args, config_from, last_json, new_parser, report
 from benchmarks.precision import add_args, train_ips
-from helpers.config import INPUT_SIZE
 from helpers.environment import KEEP_GLIBC_MALLOC, choose_precision
 
 SETTINGS = {  # name: (the TrainConfig fields it changes, given the full profile's; XLA asked;
@@ -42,7 +41,8 @@ SETTINGS = {  # name: (the TrainConfig fields it changes, given the full profile
     "XLA requested": (lambda config: {}, True, {}),
     "flip only (no rotation, zoom, translation)": (
         lambda config: {"rotation": 0.0, "zoom": 0.0, "translation": 0.0}, False, {}),
-    "227 px (the 2012 input size)": (lambda config: {"image_size": INPUT_SIZE}, False, {}),
+    "the middle stage's photo size": (
+        lambda config: {"image_size": config.middle_size or config.image_size}, False, {}),
     "twice the batch": (lambda config: {"batch_size": 2 * config.batch_size}, False, {}),
     "oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)": (lambda config: {}, False,
                                              {"TF_ENABLE_ONEDNN_OPTS": "0"}),

@@ -2,7 +2,7 @@
 accuracy, on whatever machine and Keras backend runs it.
 
 The recipe is the full profile's run (config.get_profile("full").train): AlexNet
-"bn", the first 10 of 22 epochs at 128 px and the rest at 180 px (helpers.training.stages),
+"bn", 22 epochs: 10 at 128 px, 9 at 180 px, the last 3 at 227 px (helpers.training.stages),
 batch 64, Adam 1e-3 with one warm-up epoch then cosine decay over all the epochs, no label
 smoothing, augmentation inside the model, automatic precision. Training stops at the first
 epoch whose val_accuracy (at that stage's size) reaches --target (0.9368), or when

@@ -63,12 +63,12 @@ class Recipe:
     overrides: dict = field(default_factory=dict)
     optimizer: str = "adam"  # adam (build_model's), adamw or sgd
     ema: float = 0.0  # the momentum of an average of the weights, judged at the end; 0: none
-    between: tuple = ()  # (image size, share of the epochs) of a stage after stages()'s first
 
 
 HOUR_AT_180 = {"image_size": 180, "label_smoothing": 0.0, "rotation": 0.0, "conv_dropout": 0.0,
                "dense_dropout": 0.3}
 PROGRESSIVE = {**HOUR_AT_180, "first_size": 128, "first_share": 10 / 22}
+PROGRESSIVE_227 = {**PROGRESSIVE, "image_size": 227, "middle_size": 180, "middle_share": 9 / 22}
 RECIPES = {
     "baseline": Recipe("the recipe the pilots started from: Adam 1e-3 with warm-up + cosine, L2 "
                        "2e-4 in the layers, label smoothing 0.05, batch-norm momentum 0.9, the "
@@ -124,19 +124,17 @@ RECIPES = {
                                              "feature map of 227 px photos, which the earlier "
                                              "stages fill from their 2x2 and 4x4 maps by "
                                              "adaptive average pooling",
-                                             {**PROGRESSIVE, "image_size": 227, "seed": 43},
-                                             between=(180, 9 / 22)),
+                                             {**PROGRESSIVE_227, "seed": 43}),
     "progressive-128-180-227": Recipe("progressive-128-180-227-seed43 with the full profile's "
                                       "seed, 42: whether its gain over progressive-128-180 "
-                                      "holds for a second seed",
-                                      {**PROGRESSIVE, "image_size": 227},
-                                      between=(180, 9 / 22)),
+                                      "holds for a second seed", PROGRESSIVE_227),
 }
 # What every recipe starts from, given the full profile's config: the variant's dropout rates,
 # label smoothing and rotation, one image size, as when the pilots began (the full profile has
 # since taken less-dropout's, hour-at-180's and progressive-128-180's settings).
 PILOT_BASE = {"conv_dropout": None, "dense_dropout": None, "label_smoothing": 0.05,
-              "rotation": 0.05, "first_size": None, "first_share": 0.0}
+              "rotation": 0.05, "first_size": None, "first_share": 0.0, "middle_size": None,
+              "middle_share": 0.0}
 PILOT_RECIPES = ("baseline", "bn-momentum-0.99", "baseline-seed43", "adamw", "sgd", "ema")
 
 
@@ -176,16 +174,6 @@ def recipe_config(name: str, base):
     return dataclasses.replace(base, **{**PILOT_BASE, **RECIPES[name].overrides})
 
 
-def recipe_stages(recipe: Recipe, config) -> list[tuple[int, int]]:
-    """stages(config), with recipe.between's stage inserted after the first one."""
-    phases = stages(config)
-    if not recipe.between or len(phases) < 2:
-        return phases
-    (size, share), (_, start) = recipe.between, phases[0]
-    until = min(start + max(1, round(config.epochs * share)), config.epochs - 1)
-    return [phases[0], (size, until), phases[1]] if start < until else phases
-
-
 def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> dict:
     """Train recipe `name` from `base` (a TrainConfig) on processed/train; its result row."""
     recipe = RECIPES[name]
@@ -195,7 +183,7 @@ def train_recipe(name: str, processed: Path, base, verbose: int | str = 2) -> di
         model = build_model(config, steps)  # one schedule over every stage's epochs
         compile_recipe(model, recipe, config, steps)
         seconds, images, train_seconds, per_epoch, done = 0.0, 0, 0.0, [], 0
-        train_per_epoch, epoch_seconds, phases = [], [], recipe_stages(recipe, config)
+        train_per_epoch, epoch_seconds, phases = [], [], stages(config)
         for size, epochs in phases:
             train_kwargs, val_kwargs = fit_data(processed, dataclasses.replace(
                 config, image_size=size), choose_loader("auto"))

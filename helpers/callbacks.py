@@ -45,9 +45,8 @@ class HistoryLog(keras.callbacks.Callback):
 
 
 class SaveBest(keras.callbacks.Callback):
-    """ModelCheckpoint(monitor=MONITOR, mode="max", save_best_only=True), but the best so far
-    counts the epochs a resumed fit keeps at this photo size, a missing metric is an error
-    (Keras only warns), and the file is saved with save_model."""
+    """ModelCheckpoint(save_best_only=True) on MONITOR, but its best counts the epochs a resumed
+    fit keeps at this photo size, a missing metric an error (Keras warns), saved by save_model."""
 
     def __init__(self, path: Path):
         super().__init__()
@@ -68,9 +67,8 @@ class SaveBest(keras.callbacks.Callback):
 
 
 class Backup(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore resuming at the later of Keras's epoch file (written after the weights)
-    and the restored optimizer's step count, explaining a backup it cannot read, and kept until
-    the run is finished (HistoryLog's finished.json), not deleted when a stage ends."""
+    """BackupAndRestore resuming at the later of its epoch file and the optimizer's step count,
+    explaining a backup it cannot read, kept until finished.json (not deleted after a stage)."""
 
     def __init__(self, run_dir: Path):
         super().__init__(Path(run_dir) / "backup", double_checkpoint=True)

@@ -36,16 +36,18 @@ class TrainConfig:
     patience: int = 4
     image_size: int = INPUT_SIZE
     first_size: int | None = None  # progressive resizing: train at this size first, if given,
-    first_share: float = 0.0  # for this share of the epochs (at least one epoch at image_size)
+    first_share: float = 0.0  # for this share of the epochs (at least one epoch at image_size),
+    middle_size: int | None = None  # then at this size, if given,
+    middle_share: float = 0.0  # for this share
     precision: str = "auto"
     seed: int = SEED
 
     def __post_init__(self):
-        if min(self.epochs, self.batch_size, self.classes) < 1 or min(
-                self.image_size, self.first_size or 67) < 67:
+        sizes = (self.first_size, self.middle_size, self.image_size)
+        if min(self.epochs, self.batch_size, self.classes) < 1 or min(s or 67 for s in sizes) < 67:
             raise ValueError(f"epochs, batch size and classes must be at least 1 and the image "
                              f"sizes at least 67 pixels (got {self.epochs}, {self.batch_size}, "
-                             f"{self.classes}, {self.image_size} and {self.first_size})")
+                             f"{self.classes} and sizes {sizes})")
 
 
 def saved_settings(saved: dict) -> dict:
@@ -69,12 +71,12 @@ PROFILES = {
                                                 learning_rate=3e-3, warmup_epochs=0.5,
                                                 rotation=0.0, zoom=0.0, image_size=112)),
     # The best recipe on validation in results/tuning.json: less dropout, no label smoothing or
-    # rotation, the first 10 of 22 epochs at 128 px and the rest at the photos' own 180 px,
+    # rotation, 22 epochs: 10 at 128 px, 9 at the photos' own 180 px, the last 3 at 227 px,
     # about an hour on a 2-core BF16 CPU (docs/performance.md).
     "full": Profile("full", None, TrainConfig(
         variant="bn", epochs=22, batch_size=64, warmup_epochs=1.0, label_smoothing=0.0,
-        conv_dropout=0.0, dense_dropout=0.3, rotation=0.0, image_size=180, first_size=128,
-        first_share=10 / 22)),
+        conv_dropout=0.0, dense_dropout=0.3, rotation=0.0, image_size=227, first_size=128,
+        first_share=10 / 22, middle_size=180, middle_share=9 / 22)),
 }
 
 

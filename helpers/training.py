@@ -42,13 +42,15 @@ def build_model(config: TrainConfig, steps: int, seed: int | None = None) -> ker
 
 
 def stages(config: TrainConfig) -> list[tuple[int, int]]:
-    """(image size, epochs trained to) of each stage: config.first_size for its share of the
-    epochs first, if given (progressive resizing), then config.image_size for the rest."""
-    if config.first_size is None or not (0 < config.first_share and config.first_size
-                                         < config.image_size) or config.epochs < 2:
-        return [(config.image_size, config.epochs)]
-    first = min(max(1, round(config.epochs * config.first_share)), config.epochs - 1)
-    return [(config.first_size, first), (config.image_size, config.epochs)]
+    """(image size, epochs trained to) of each stage: first_size, then middle_size, each for its
+    share of the epochs if given (progressive resizing), then image_size for the rest."""
+    done, result = 0, []
+    for size, share in [(config.first_size, config.first_share),
+                        (config.middle_size, config.middle_share)]:
+        until = min(done + max(1, round(config.epochs * share)), config.epochs - 1)
+        if size and 0 < share and size < config.image_size and done < until:
+            done, result = until, [*result, (size, until)]
+    return [*result, (config.image_size, config.epochs)]
 
 
 def at_size(model: keras.Model, image_size: int) -> keras.Model:
@@ -103,9 +105,8 @@ def datasets(config: TrainConfig, processed_dir: str | Path, seed: int):
 
 
 def callbacks(config: TrainConfig, run_dir: Path) -> list[keras.callbacks.Callback]:
-    """The run's callbacks, in the order they act at each epoch's end: history, best model,
-    backup (a kill between two of them loses at most that epoch), early stopping (not before
-    the last stage), then memory handed back to the system."""
+    """The run's callbacks in the order they act at each epoch's end: history, best model, backup
+    (a kill between two loses at most that epoch), early stopping in the last stage, memory back."""
     *earlier, _ = stages(config)
     return [HistoryLog(run_dir, config.epochs), SaveBest(Path(run_dir) / "best.keras"),
             Backup(run_dir),
@@ -116,9 +117,8 @@ def callbacks(config: TrainConfig, run_dir: Path) -> list[keras.callbacks.Callba
 
 def train(config: TrainConfig, processed_dir: str | Path, run_dir: str | Path,
           verbose: int | str = "auto", restart: bool = False, extra_callbacks=()) -> dict:
-    """Train on processed_dir/train, validate on processed_dir/val, keep the run in run_dir,
-    as notebook 04 does: an interrupted run resumes, a finished one is reported as it is; one
-    training at a time per folder."""
+    """Train on processed_dir/train, validate on its val, keep the run in run_dir as notebook 04
+    does: an interrupted run resumes, a finished one is reported; one training per folder."""
     check_split(Path(processed_dir))
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -359,11 +359,11 @@ def test_load_keras_turns_onednn_on_unless_the_user_chose(given, expected):
     assert last_line_printed(LOADED_ONEDNN, "TF_ENABLE_ONEDNN_OPTS", given) == expected
 
 
-def test_the_full_profile_trains_the_hour_at_180_recipe():
+def test_the_full_profile_trains_the_progressive_128_180_227_recipe():
     from benchmarks.tuning import RECIPES
 
     full = get_profile("full").train
-    for name, value in RECIPES["hour-at-180"].overrides.items():
+    for name, value in RECIPES["progressive-128-180-227"].overrides.items():
         assert getattr(full, name) == value, name
 
 

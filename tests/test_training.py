@@ -459,9 +459,10 @@ def test_a_resume_trusts_the_epoch_file_when_steps_went_uncounted(stopped_after_
 
 
 @pytest.mark.parametrize(("profile", "epochs", "expected"), [
-    ("full", None, [(128, 10), (180, 22)]), ("full", 2, [(128, 1), (180, 2)]),
-    ("full", 1, [(180, 1)]), ("quick", None, [(112, 12)])])
-def test_stages_give_the_smaller_size_its_share_and_the_last_size_at_least_one_epoch(
+    ("full", None, [(128, 10), (180, 19), (227, 22)]),
+    ("full", 3, [(128, 1), (180, 2), (227, 3)]), ("full", 2, [(128, 1), (227, 2)]),
+    ("full", 1, [(227, 1)]), ("quick", None, [(112, 12)])])
+def test_stages_give_the_smaller_sizes_their_shares_and_the_last_size_at_least_one_epoch(
         profile, epochs, expected):
     config = get_profile(profile).train
     assert stages(replace(config, epochs=epochs or config.epochs)) == expected
@@ -512,24 +513,25 @@ class Stages(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-PROGRESSIVE = replace(CONFIG, image_size=131, first_size=99, first_share=0.5)  # conv5: 3x3, 2x2
+PROGRESSIVE = replace(CONFIG, image_size=131, first_size=99, first_share=0.25, middle_size=115,
+                      middle_share=0.25)  # conv5's map: 3x3 at 131 px, 2x2 at 99 and 115
 
 
 def test_a_progressive_run_trains_small_photos_first_and_resumes_across_the_change(processed,
                                                                                   tmp_path):
     run_dir, steps = tmp_path / "run", steps_per_epoch(len(list_images(processed / "train")[0]),
                                                        PROGRESSIVE.batch_size)
-    killed = Stages(stop_in=3)  # in epoch 3, the first at full size, before its backup
+    killed = Stages(stop_in=2)  # in epoch 2, the middle stage's, before its backup
     with pytest.raises(KeyboardInterrupt):
         train(PROGRESSIVE, processed, run_dir, verbose=0, extra_callbacks=[killed])
-    assert killed.started == [1, 2, 3] and killed.sizes == [99, 131]
-    assert epochs_done(run_dir) == 2 and not (run_dir / "finished.json").exists()
+    assert killed.started == [1, 2] and killed.sizes == [99, 115]
+    assert epochs_done(run_dir) == 1 and not (run_dir / "finished.json").exists()
     resumed = Stages()
     summary = train(PROGRESSIVE, processed, run_dir, verbose=0, extra_callbacks=[resumed])
-    assert resumed.started == [3, 4] and resumed.sizes == [131]
-    assert resumed.begin_steps == [2 * steps]  # the schedule runs on from the backup
+    assert resumed.started == [2, 3, 4] and resumed.sizes == [115, 131]
+    assert resumed.begin_steps == [steps, 2 * steps]  # the schedule runs on from the backup
     history = read_history(run_dir)
-    assert [(row["epoch"], row["image_size"]) for row in history] == [(1, 99), (2, 99),
+    assert [(row["epoch"], row["image_size"]) for row in history] == [(1, 99), (2, 115),
                                                                        (3, 131), (4, 131)]
     assert summary["epochs"] == 4 and summary["best_epoch"] in (3, 4)  # judged at full size
     assert not (run_dir / "backup").exists()
@@ -564,11 +566,11 @@ def test_the_best_epoch_is_judged_among_the_last_stages_photo_size():
 
 
 def test_a_run_saved_before_a_setting_existed_resumes(stopped_after_two, processed, tmp_path):
-    """config.json written before first_size and first_share: their defaults are what it used."""
+    """config.json written before the progressive settings: their defaults are what it used."""
     run_dir = tmp_path / "run"
     shutil.copytree(stopped_after_two, run_dir)
     saved = json.loads((run_dir / "config.json").read_text())
-    for key in ("first_size", "first_share"):
+    for key in ("first_size", "first_share", "middle_size", "middle_share"):
         saved.pop(key)
     (run_dir / "config.json").write_text(json.dumps(saved))
     assert open_run(CONFIG, run_dir, split_id(processed)).startswith("Resuming")
