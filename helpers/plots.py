@@ -72,13 +72,15 @@ def image_grid(images, titles, ncols: int = 6, title: str = "", size: float = 1.
 
 def learning_curves(history, best_epoch: int, title: str = "Learning curves"):
     """Accuracy, loss and learning rate per epoch (history indexed by epoch), best epoch marked,
-    and the epochs of a progressive run's smaller photos shaded."""
+    and the epochs of a progressive run's smaller photos shaded, the smallest darkest."""
     fig, (acc, loss, lr) = plt.subplots(1, 3, figsize=(WIDTH, 3.4))
-    sizes = history["image_size"] if "image_size" in history else pd.Series(dtype=float)
+    sizes = history.get("image_size", pd.Series(dtype=float))
     smaller = sizes[sizes < sizes.max()]
-    for ax in (acc, loss, lr) if len(smaller) else ():
-        ax.axvspan(smaller.index.min() - 0.5, smaller.index.max() + 0.5, color="grey",
-                   alpha=0.12, label=f"{smaller.iloc[0]:.0f} px photos")
+    for ax in (acc, loss, lr):
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        for i, (size, epochs) in enumerate(smaller.groupby(smaller)):
+            ax.axvspan(epochs.index.min() - 0.5, epochs.index.max() + 0.5, color="grey",
+                       alpha=0.12 * (smaller.nunique() - i), label=f"{size:.0f} px photos")
     for ax, metric in ((acc, "accuracy"), (loss, "loss")):
         ax.plot(history[[metric, f"val_{metric}"]], "o-", label=["train", "validation"])  # x: index
         ax.axvline(best_epoch, color="grey", linestyle="--", label=f"best epoch ({best_epoch})")
@@ -87,8 +89,6 @@ def learning_curves(history, best_epoch: int, title: str = "Learning curves"):
     lr.plot(history["learning_rate"], "o-", color="tab:green")
     lr.set(xlabel="epoch", ylabel="learning rate (end of epoch)", title="Learning rate")
     lr.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
-    for ax in (acc, loss, lr):
-        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     fig.suptitle(title)
     fig.tight_layout()
     return fig

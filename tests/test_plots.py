@@ -57,16 +57,19 @@ def test_figures_fit_githubs_width_at_100_dpi_with_text_of_at_least_9_pt(tmp_pat
     assert plots.DPI >= 100
 
 
-def test_learning_curves_shade_a_progressive_runs_smaller_photos():
-    history = pd.DataFrame({"accuracy": [0.6, 0.7, 0.8], "val_accuracy": [0.55, 0.65, 0.75],
-                            "loss": [0.7, 0.6, 0.5], "val_loss": [0.72, 0.66, 0.6],
-                            "learning_rate": [1e-3, 5e-4, 1e-4], "image_size": [128, 128, 180]},
-                           index=[1, 2, 3])
-    fig = plots.learning_curves(history, 3)
+def test_learning_curves_shade_each_stage_of_smaller_photos():
+    history = pd.DataFrame({"accuracy": [0.6, 0.7, 0.8, 0.9], "val_accuracy": [0.5, 0.6, 0.7, 0.8],
+                            "loss": [0.7, 0.6, 0.5, 0.4], "val_loss": [0.8, 0.7, 0.6, 0.5],
+                            "learning_rate": [1e-3, 5e-4, 1e-4, 1e-5],
+                            "image_size": [128, 128, 180, 227]}, index=[1, 2, 3, 4])
+    fig = plots.learning_curves(history, 4)
     for ax in fig.axes:
-        (shade,) = [patch for patch in ax.patches if patch.get_label() == "128 px photos"]
-        assert shade.get_x() == 0.5 and shade.get_width() == 2.0  # epochs 1 and 2
-    one_size = plots.learning_curves(history.assign(image_size=180), 3)
+        shades = {patch.get_label(): patch for patch in ax.patches}
+        assert list(shades) == ["128 px photos", "180 px photos"]
+        assert (shades["128 px photos"].get_x(), shades["128 px photos"].get_width()) == (0.5, 2)
+        assert (shades["180 px photos"].get_x(), shades["180 px photos"].get_width()) == (2.5, 1)
+        assert shades["128 px photos"].get_alpha() > shades["180 px photos"].get_alpha()
+    one_size = plots.learning_curves(history.assign(image_size=180), 4)
     assert not any(ax.patches for ax in one_size.axes)
     matplotlib.pyplot.close("all")
 
