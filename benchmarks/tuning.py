@@ -131,7 +131,8 @@ RECIPES = {
 }
 # What every recipe starts from, given the full profile's config: the variant's dropout rates,
 # label smoothing and rotation, one image size, as when the pilots began (the full profile has
-# since taken less-dropout's, hour-at-180's and progressive-128-180's settings).
+# since taken less-dropout's, hour-at-180's, progressive-128-180's and progressive-128-180-227's
+# settings).
 PILOT_BASE = {"conv_dropout": None, "dense_dropout": None, "label_smoothing": 0.05,
               "rotation": 0.05, "first_size": None, "first_share": 0.0, "middle_size": None,
               "middle_share": 0.0}
