@@ -72,7 +72,7 @@ PROFILES = {
                                                 rotation=0.0, zoom=0.0, image_size=112)),
     # The best recipe on validation in results/tuning.json: less dropout, no label smoothing or
     # rotation, 22 epochs: 10 at 128 px, 9 at the photos' own 180 px, the last 3 at 227 px,
-    # about an hour on a 2-core BF16 CPU (docs/performance.md).
+    # 1–2 hours on a 2-core BF16 CPU (docs/performance.md).
     "full": Profile("full", None, TrainConfig(
         variant="bn", epochs=22, batch_size=64, warmup_epochs=1.0, label_smoothing=0.0,
         conv_dropout=0.0, dense_dropout=0.3, rotation=0.0, image_size=227, first_size=128,
